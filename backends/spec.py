@@ -54,6 +54,8 @@ class ModelSpec(BaseModel):
     hf_repo: str | None = Field(None, description="llamacpp: Hub repo to download the GGUF from.")
     hf_file: str | None = Field(None, description="llamacpp: file name (or glob) inside hf_repo.")
     n_threads: int | None = Field(None, ge=1, description="llamacpp: CPU threads (default: all cores).")
+    parallel: int = Field(2, ge=1, le=16, description=(
+        "llamacpp: answers generated at once (one llama context each; weights are shared)."))
 
     # tgi / openai
     endpoint_url: str | None = Field(None, description="tgi/openai: base URL, e.g. http://host:8080/v1.")

@@ -63,15 +63,28 @@ async def check_cancel_is_prompt(backend: Backend, max_close_s: float = 1.0,
     assert time.perf_counter() - t < next_ttft_s, "the cancelled generation kept running"
 
 
-async def check_concurrent_streams(backend: Backend) -> None:
-    """Two chats at once both get an answer (batched, or queued: never lost)."""
+async def check_concurrent_streams(backend: Backend, interleaved: bool = False) -> None:
+    """Two chats at once both get an answer. With `interleaved`, both must really stream
+    at the same time: each gets its first token before the other finishes."""
     async def one(q):
-        texts, final = await collect(backend, [{"role": "user", "content": q}], max_new_tokens=16)
-        return "".join(d.text for d in texts), final
+        first = None
+        text = ""
+        final = None
+        async for d in backend.stream([{"role": "user", "content": q}],
+                                      backend.defaults.merged(max_new_tokens=24)):
+            if d.text:
+                first = first or time.perf_counter()
+                text += d.text
+            if d.is_final:
+                final = d
+        return text, final, first, time.perf_counter()
 
-    (a, fa), (b, fb) = await asyncio.gather(one("Name a fruit."), one("Name a color."))
+    (a, fa, a_first, a_end), (b, fb, b_first, b_end) = await asyncio.gather(
+        one("Name a fruit and describe it."), one("Name a color and describe it."))
     assert fa.finish_reason != ERROR and fb.finish_reason != ERROR, (fa.error, fb.error)
     assert a.strip() and b.strip()
+    if interleaved:
+        assert a_first < b_end and b_first < a_end, "the two answers were serialized"
 
 
 async def check_error_message(backend: Backend, *needles: str) -> str:

@@ -1,5 +1,7 @@
 """Conformance of the embedded llama.cpp backend (real model: bundled SmolLM2-135M GGUF)."""
 
+import asyncio
+
 import pytest
 
 from backends.llamacpp import LlamaCppBackend, bundled_gguf, resolve_model_path
@@ -21,8 +23,22 @@ async def test_cancel_is_prompt(llama_backend):
     await c.check_cancel_is_prompt(llama_backend, max_close_s=0.5, next_ttft_s=2.0)
 
 
-async def test_concurrent_streams_are_queued_not_lost(llama_backend):
-    await c.check_concurrent_streams(llama_backend)
+async def test_two_chats_stream_at_the_same_time(llama_backend):
+    assert llama_backend.parallel >= 2
+    await c.check_concurrent_streams(llama_backend, interleaved=True)
+
+
+async def test_pool_never_exceeds_parallel(gguf_path):
+    backend = LlamaCppBackend("pool", gguf_path, context_length=512, parallel=1)
+    try:
+        await c.check_concurrent_streams(backend)  # queued, not lost
+        for _ in range(100):  # the worker returns its context just after the final delta
+            if backend._free:
+                break
+            await asyncio.sleep(0.01)
+        assert backend._created == 1 and len(backend._free) == 1
+    finally:
+        await backend.aclose()
 
 
 async def test_prompt_larger_than_context_is_a_clear_error(gguf_path):

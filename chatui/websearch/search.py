@@ -148,7 +148,7 @@ class DdgsProvider:
         return f"ddgs:{self.region}:{self.safesearch}:{self.backend}"
 
     def _search_sync(self, query: str, max_results: int) -> list[dict]:
-        from ddgs import DDGS
+        from ddgs.ddgs import DDGS  # the real class (`ddgs.DDGS` is a lazy proxy)
 
         return DDGS(timeout=max(1, round(self.timeout))).text(
             query, max_results=max_results, region=self.region,
@@ -168,7 +168,7 @@ class DdgsProvider:
         except DDGSException as e:
             if "no results" in str(e).lower():
                 return []
-            raise SearchError(f"The search engine failed: {e}") from e
+            raise SearchError(f"The search engine failed ({str(e)[:100]}).") from e
         out = []
         for row in rows:
             url = str(row.get("href") or row.get("url") or "")

@@ -1,0 +1,66 @@
+"""Assemble the app from settings: backends → ChatService → Gradio Blocks (queued)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+import gradio as gr
+
+from backends import Backend, BackendError, create_backend
+
+from .chat import ChatService
+from .config import ConfigError, Settings, load_settings
+from .ui import build_ui
+
+log = logging.getLogger("chatui")
+
+
+def load_or_exit(path: str | None = None) -> Settings:
+    """A broken config ends the program with one line naming the key, not a traceback."""
+    try:
+        return load_settings(path)
+    except ConfigError as e:
+        print(f"chatui: config error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def build_backends(settings: Settings) -> dict[str, Backend]:
+    backends: dict[str, Backend] = {}
+    for spec in settings.models:
+        try:
+            backends[spec.name] = create_backend(spec)
+        except BackendError as e:
+            print(f"chatui: model {spec.name!r} is unavailable: {e.message}", file=sys.stderr)
+    if not backends:
+        print("chatui: no usable model in the config", file=sys.stderr)
+        raise SystemExit(2)
+    if settings.default_model not in backends:
+        settings.default_model = next(iter(backends))
+    return backends
+
+
+def warm_up(backends: dict[str, Backend]) -> None:
+    """Load embedded models in the background so the first answer does not pay for it."""
+    for backend in backends.values():
+        load = getattr(backend, "load", None)
+        if load is not None:
+            def run(load=load, name=backend.name):
+                try:
+                    load()
+                except BackendError as e:
+                    log.error("model %s failed to load: %s", name, e.message)
+            threading.Thread(target=run, daemon=True, name=f"load-{backend.name}").start()
+
+
+def build_app(settings: Settings, backends: dict[str, Backend] | None = None) -> gr.Blocks:
+    backends = backends or build_backends(settings)
+    settings.models = [m for m in settings.models if m.name in backends]
+    warm_up(backends)
+    service = ChatService(settings, backends)
+    demo = build_ui(service)
+    # Gradio's default is 1 concurrent run per event: one user streaming would block all.
+    demo.queue(default_concurrency_limit=settings.server.concurrency_limit)
+    demo.chat_service = service  # for tests and benches
+    return demo

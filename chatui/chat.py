@@ -1,0 +1,201 @@
+"""One chat turn: history → (web search) → prompt → stream → result.
+
+Gradio-free on purpose: `ChatService.respond` yields *snapshots* of the assistant side of
+the turn as plain message dicts (Gradio's messages format, incl. `metadata` for progress
+steps), so it is testable without a browser and the UI only renders what it gets.
+Persistence happens through the optional `recorder` (see chatui/history.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends import ERROR, STOPPED, Backend, Delta, GenerationParams
+
+from .context import ContextOverflow, fit_messages
+
+STOPPED_MARK = "⏹️ *Stopped.*"
+
+
+@dataclass
+class TurnRequest:
+    message: str
+    history: list[dict]  # earlier turns, role/content only, no system message
+    model: str
+    system_prompt: str = ""
+    temperature: float | None = None
+    top_p: float | None = None
+    max_new_tokens: int | None = None
+    web_search: bool = False
+
+
+@dataclass
+class TurnResult:
+    text: str = ""
+    finish_reason: str | None = None
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft: float | None = None
+    duration: float = 0.0
+    params: dict = field(default_factory=dict)
+    sources: list[dict] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+
+
+def step_message(title: str, status: str = "pending", duration: float | None = None,
+                 log: str | None = None, content: str = "") -> dict:
+    meta: dict[str, Any] = {"title": title, "status": status}
+    if duration is not None:
+        meta["duration"] = round(duration, 2)
+    if log:
+        meta["log"] = log
+    return {"role": "assistant", "content": content, "metadata": meta}
+
+
+def clean_history(history: list[Any]) -> list[dict]:
+    """Keep only real user/assistant turns: drop progress steps, errors, notices."""
+    out = []
+    for m in history:
+        if not isinstance(m, dict):
+            m = {"role": getattr(m, "role", None), "content": getattr(m, "content", ""),
+                 "metadata": getattr(m, "metadata", None)}
+        if m.get("role") not in ("user", "assistant") or (m.get("metadata") or {}).get("title"):
+            continue
+        content = m.get("content")
+        if isinstance(content, list):  # gradio normalised form: [{"type": "text", "text": …}]
+            content = "".join(c.get("text", "") for c in content if isinstance(c, dict))
+        if not isinstance(content, str) or not content.strip():
+            continue
+        if m["role"] == "assistant" and content.startswith(ERROR_PREFIX):
+            continue
+        if m["role"] == "assistant" and content.endswith(STOPPED_MARK):
+            content = content[: -len(STOPPED_MARK)].rstrip()
+        if out and out[-1]["role"] == m["role"] == "assistant":
+            out[-1]["content"] += "\n\n" + content  # grouped bubbles of one answer
+            continue
+        out.append({"role": m["role"], "content": content})
+    return out
+
+
+class ChatService:
+    """Owns the backends; runs turns. One instance per app, shared by all sessions."""
+
+    def __init__(self, settings, backends: dict[str, Backend],
+                 websearch: Callable | None = None):
+        self.settings = settings
+        self.backends = backends
+        # async (question, history, backend, context_chars) -> AsyncIterator[step dict | result]
+        self.websearch = websearch
+
+    def backend(self, name: str | None) -> Backend:
+        return self.backends.get(name or "") or self.backends[self.settings.default_model]
+
+    def params_for(self, req: TurnRequest, backend: Backend) -> GenerationParams:
+        return backend.defaults.merged(temperature=req.temperature, top_p=req.top_p,
+                                       max_new_tokens=req.max_new_tokens)
+
+    async def respond(self, req: TurnRequest, result: TurnResult | None = None
+                      ) -> AsyncIterator[list[dict]]:
+        """Yield snapshots of the assistant messages for this turn; fill `result` as it goes.
+
+        If the consumer stops early (stop button, closed tab), `result.finish_reason`
+        becomes "stopped" and keeps the partial text."""
+        result = result if result is not None else TurnResult()
+        backend = self.backend(req.model)
+        params = self.params_for(req, backend)
+        result.params = {"temperature": params.temperature, "top_p": params.top_p,
+                         "max_new_tokens": params.max_new_tokens,
+                         "repetition_penalty": params.repetition_penalty}
+        started = time.perf_counter()
+        steps: list[dict] = []
+        system = [{"role": "system", "content": req.system_prompt}] if req.system_prompt else []
+        prompt_user = req.message
+        try:
+            if req.web_search and self.websearch is not None:
+                budget = int(backend.context_length * 4 * self.settings.websearch.context_fraction)
+                async for item in self.websearch(req.message, req.history, backend, budget):
+                    if isinstance(item, dict):  # a progress step (new or updated)
+                        _upsert_step(steps, item)
+                        yield list(steps)
+                    else:  # the final WebSearchResult
+                        result.sources = [_source_dict(s) for s in item.sources]
+                        if item.notice:
+                            result.notices.append(item.notice)
+                        if item.sources:
+                            prompt_user = f"{item.context}\n\nQuestion: {req.message}"
+            messages = system + req.history + [{"role": "user", "content": prompt_user}]
+            try:
+                fitted = fit_messages(messages, backend.context_length, params.max_new_tokens,
+                                      backend.count_tokens)
+            except ContextOverflow as e:
+                result.finish_reason, result.error = ERROR, str(e)
+                yield steps + [_error_message(str(e))]
+                return
+            if fitted.dropped:
+                note = (f"Earlier messages ({fitted.dropped}) were left out so the conversation "
+                        f"fits the model's {backend.context_length}-token context.")
+                result.notices.append(note)
+                steps.append(step_message("✂️ Trimmed history", "done", log=note))
+            if fitted.max_new_tokens != params.max_new_tokens:
+                params = params.merged(max_new_tokens=fitted.max_new_tokens)
+            result.steps = steps
+            # Steps collapse once the answer starts (gradio renders "done" steps folded).
+            steps = [dict(s, metadata={**s["metadata"], "status": "done"}) for s in steps]
+            delta: Delta
+            async for delta in backend.stream(fitted.messages, params):
+                if delta.text:
+                    if result.ttft is None:
+                        result.ttft = time.perf_counter() - started
+                    result.text += delta.text
+                    yield steps + [{"role": "assistant", "content": result.text}]
+                if delta.is_final:
+                    result.finish_reason = delta.finish_reason
+                    result.error = delta.error
+                    result.prompt_tokens = delta.prompt_tokens or fitted.prompt_tokens
+                    result.completion_tokens = delta.completion_tokens
+            final = steps + ([{"role": "assistant", "content": result.text}]
+                             if result.text else [])
+            if result.finish_reason == ERROR:
+                final.append(_error_message(result.error or "The model failed."))
+            elif not result.text:
+                final.append({"role": "assistant", "content": "*(The model returned no text.)*"})
+            for note in result.notices:
+                if not note.startswith("Earlier messages"):
+                    final.append(step_message("ℹ️ " + note, "done"))
+            yield final
+        except (asyncio.CancelledError, GeneratorExit):
+            result.finish_reason = STOPPED
+            raise
+        finally:
+            if result.finish_reason is None:
+                result.finish_reason = STOPPED
+            result.duration = time.perf_counter() - started
+
+
+def _upsert_step(steps: list[dict], step: dict) -> None:
+    key = step.get("metadata", {}).get("id")
+    for i, s in enumerate(steps):
+        if key is not None and s.get("metadata", {}).get("id") == key:
+            steps[i] = step
+            return
+    steps.append(step)
+
+
+ERROR_PREFIX = "⚠️ **Error:** "
+
+
+def _error_message(text: str) -> dict:
+    # A plain bubble, not a folded step: the user must see it without clicking.
+    return {"role": "assistant", "content": ERROR_PREFIX + text}
+
+
+def _source_dict(source: Any) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(source) if is_dataclass(source) else dict(source)

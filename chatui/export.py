@@ -10,10 +10,12 @@ Formats (one JSON object per line; ``datasets.load_dataset("json", data_files=FI
   one assistant message), ``label`` (bool). One row per rated assistant message (its latest
   vote). Built from the snapshot taken at vote time, so it is exactly what the user judged.
 * ``dpo`` — TRL DPO, conversational: ``prompt``, ``chosen``, ``rejected``. A pair is made from
-  two answers *to the same prompt* (same system prompt and same messages, compared by content:
-  typically a retry) where one was liked and the other disliked; every liked × disliked
-  combination of such answers gives one row. Answers to an edited (different) prompt are
-  never paired.
+  two answers *to the same prompt in the same conversation* (same system prompt and same
+  messages, compared by content: typically a retry) where one was liked and the other
+  disliked; every liked × disliked combination of such answers gives one row. Answers to an
+  edited (different) prompt are never paired. Votes from different conversations are not
+  paired even when the prompt text matches: a pair should be one rater's comparison, and
+  popular prompts ("hi") would otherwise give a quadratic number of pairs.
 * ``conversations`` — one row per conversation with **all branches**: every message (oldest
   first, with ``parent_id`` for the tree), its settings and its vote (``feedback``), plus
   ``current_branch`` (the ids root → current leaf, what the user last saw). Times as ISO-8601
@@ -65,14 +67,15 @@ def kto_rows(store: Store, since: Any = None, model: str | None = None) -> Itera
 
 def dpo_rows(store: Store, since: Any = None, model: str | None = None) -> Iterator[dict]:
     """TRL DPO pairs from liked vs disliked answers to the same prompt."""
-    groups: dict[str, dict[bool, list[dict]]] = {}
+    groups: dict[tuple[str, str], dict[bool, list[dict]]] = {}
     for vote in store.iter_feedback(since=since, model=model):
         if not _completion_text(vote).strip():
             continue
-        key = json.dumps(vote["context"]["prompt"], sort_keys=True, ensure_ascii=False)
+        prompt = json.dumps(vote["context"]["prompt"], sort_keys=True, ensure_ascii=False)
+        key = (vote["conversation_id"], prompt)
         groups.setdefault(key, {True: [], False: []})[vote["label"]].append(vote)
-    for key, by_label in groups.items():
-        prompt = json.loads(key)
+    for (_, prompt_json), by_label in groups.items():
+        prompt = json.loads(prompt_json)
         for good in by_label[True]:
             for bad in by_label[False]:
                 if _completion_text(good) == _completion_text(bad):

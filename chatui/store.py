@@ -107,6 +107,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -373,7 +374,8 @@ class Store:
         self._synchronous = synchronous.upper()
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._readers: list[sqlite_utils.Database] = []
+        # Weak: a reader dies with its thread (thread-local), close() closes the living ones.
+        self._readers: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
         self._closed = False
         self._writer = self._open()
@@ -487,7 +489,7 @@ class Store:
                 raise self._fail(self._explain(e)) from None
             self._local.db = db
             with self._readers_lock:
-                self._readers.append(db)
+                self._readers.add(db)
         return db
 
     @contextmanager
@@ -534,7 +536,7 @@ class Store:
                 return
             self._closed = True
             with self._readers_lock:
-                readers, self._readers = self._readers, []
+                readers, self._readers = list(self._readers), weakref.WeakSet()
             for db in readers:
                 try:
                     db.close()

@@ -80,6 +80,15 @@ def test_dpo_pairs_only_answers_to_the_same_prompt(voted, tmp_path):
     assert row["rejected"] == [{"role": "assistant", "content": "5"}]
 
 
+def test_dpo_does_not_pair_votes_from_different_conversations(voted):
+    s = voted["store"]
+    conv = s.create_conversation("carol", "same question", model="m1", system_prompt="Be brief.")
+    s.add_message("carol", conv, "user", "What is 2+2?")
+    s.set_feedback("carol", s.add_message("carol", conv, "assistant", "22"), False)
+    pairs = list(dpo_rows(s))
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [("4", "5")]
+
+
 def test_dpo_grows_with_more_liked_and_disliked_retries(voted):
     s = voted["store"]
     third = s.add_message("alice", voted["conv"], "assistant", "four", parent_id=voted["q"])

@@ -40,12 +40,7 @@ class Handlers:
         if not message:
             yield history
             return
-        limit = self.service.settings.limits.max_message_chars
-        if len(message) > limit:
-            gr.Warning(f"Your message has {len(message):,} characters; the limit is {limit:,}. "
-                       "Shorten it and send again.")
-            yield history
-            return
+        self.check_message(message)
         shown = history + [{"role": "user", "content": message}]
         # The user's message appears at once, before the model has produced anything.
         yield shown
@@ -56,6 +51,13 @@ class Handlers:
         result = TurnResult()
         async for assistant in coalesce(self.service.respond(req, result), self.update_interval):
             yield shown + assistant
+
+    def check_message(self, message: str) -> None:
+        """Refuse input the app will not send, before anything is cleared or generated."""
+        limit = self.service.settings.limits.max_message_chars
+        if len((message or "").strip()) > limit:
+            raise gr.Error(f"Your message has {len(message.strip()):,} characters; the limit is "
+                           f"{limit:,}. Shorten it and send again.", title="Message too long")
 
     async def retry(self, history: list, model: str, system_prompt: str, temperature: float,
                     top_p: float, max_new_tokens: float, web_search: bool):

@@ -63,27 +63,33 @@ def build_ui(service: ChatService) -> gr.Blocks:
         def idle():
             return gr.Textbox(submit_btn=True, stop_btn=False, interactive=True)
 
-        # The named endpoint gradio_client and the bench use: one event, one round trip.
-        chat_event = textbox.submit(h.chat, [textbox, *gen_inputs], [chatbot], api_name="chat",
-                                    show_progress="hidden")
-        textbox.submit(busy, None, [textbox], queue=False, api_visibility="private")
+        private = {"api_visibility": "private", "queue": False}
+        # Browser path: validate first (a refused message stays in the box), then move the
+        # text out of the box and generate.
+        pending = gr.State("")
+        ui_event = (textbox.submit(h.check_message, [textbox], None, **private)
+                    .success(lambda m: (m, busy()), [textbox], [pending, textbox], **private)
+                    .success(h.chat, [pending, *gen_inputs], [chatbot], show_progress="hidden",
+                             api_name="chat_ui", api_visibility="private"))
+        # The named endpoint for gradio_client and bench/: one event, one round trip.
+        api_button = gr.Button(visible=False)
+        api_event = api_button.click(h.chat, [textbox, *gen_inputs], [chatbot],
+                                     api_name="chat", show_progress="hidden")
         retry_event = chatbot.retry(h.retry, gen_inputs, [chatbot], api_name="retry",
                                     show_progress="hidden")
-        chatbot.retry(busy, None, [textbox], queue=False, api_visibility="private")
-        edit_event = chatbot.edit(h.edit, gen_inputs, [chatbot], api_visibility="private",
-                                  show_progress="hidden")
-        chatbot.edit(busy, None, [textbox], queue=False, api_visibility="private")
-        generating = [chat_event, retry_event, edit_event]
+        chatbot.retry(busy, None, [textbox], **private)
+        edit_event = chatbot.edit(h.edit, gen_inputs, [chatbot], api_name="edit_ui",
+                                  api_visibility="private", show_progress="hidden")
+        chatbot.edit(busy, None, [textbox], **private)
+        generating = [ui_event, api_event, retry_event, edit_event]
         for event in generating:
-            event.then(idle, None, [textbox], queue=False, api_visibility="private")
-        textbox.stop(h.mark_stopped, [chatbot], [chatbot], cancels=generating, queue=False,
-                     api_visibility="private").then(idle, None, [textbox], queue=False,
-                                                    api_visibility="private")
-        chatbot.undo(h.undo, [chatbot], [chatbot, textbox], queue=False,
-                     api_visibility="private")
-        new_chat.click(lambda: ([], ""), None, [chatbot, textbox], queue=False,
-                       api_visibility="private", cancels=generating)
-        chatbot.clear(lambda: [], None, [chatbot], queue=False, api_visibility="private")
+            event.then(idle, None, [textbox], **private)
+        textbox.stop(h.mark_stopped, [chatbot], [chatbot], cancels=generating, **private
+                     ).then(idle, None, [textbox], **private)
+        chatbot.undo(h.undo, [chatbot], [chatbot, textbox], **private)
+        new_chat.click(lambda: ([], ""), None, [chatbot, textbox], cancels=generating,
+                       **private)
+        chatbot.clear(lambda: [], None, [chatbot], **private)
 
         def on_model(name):
             spec = settings.model(name)
@@ -92,7 +98,7 @@ def build_ui(service: ChatService) -> gr.Blocks:
                     p.max_new_tokens)
 
         model.change(on_model, [model], [model_info, system_prompt, temperature, top_p,
-                                         max_new_tokens], queue=False, api_visibility="private")
+                                         max_new_tokens], **private)
     demo.css = CSS
     return demo
 

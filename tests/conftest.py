@@ -98,3 +98,50 @@ def wire_server():
 
     with WireServer() as server:
         yield server
+
+
+APP_CONFIG = """
+models:
+  - name: smol
+    type: llamacpp
+    model_path: bundled
+    context_length: 2048
+    parallel: 2
+    system_prompt: "You are a helpful assistant."
+    parameters: {temperature: 0.6, top_p: 0.9, max_new_tokens: 48, repetition_penalty: 1.2}
+storage:
+  db_path: {db}
+websearch:
+  enabled: true
+"""
+
+
+def start_app(tmp_dir: Path, config: str | None = None, extra_env: dict | None = None
+              ) -> tuple[subprocess.Popen, str]:
+    """`python app.py` as a user runs it, on a free port, with its own config and DB."""
+    cfg = tmp_dir / "spaces.yaml"
+    cfg.write_text((config or APP_CONFIG).replace("{db}", str(tmp_dir / "chat.db")))
+    port = free_port()
+    env = {**os.environ, "CHATUI_CONFIG": str(cfg), "CHATUI_PORT": str(port),
+           "CHATUI_HOST": "127.0.0.1", **(extra_env or {})}
+    log = open(tmp_dir / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_http(url, timeout=90, proc=proc)
+    except Exception:
+        proc.kill()
+        raise RuntimeError((tmp_dir / "app.log").read_text()[-3000:])
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    proc, url = start_app(tmp_path_factory.mktemp("app"))
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

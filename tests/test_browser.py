@@ -1,0 +1,88 @@
+"""Real headless Chromium (Debian's `chromium`, driven by Playwright) against `python app.py`."""
+
+import shutil
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("chromium is not installed (apt-get install -y chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    yield page
+    page.close()
+
+
+def bot_text(page) -> str:
+    bots = page.query_selector_all('[data-testid="bot"]')
+    return bots[-1].inner_text() if bots else ""
+
+
+def send(page, text: str) -> None:
+    page.fill("#input textarea", text)
+    page.keyboard.press("Enter")
+
+
+def test_tokens_stream_in_and_stop_halts_generation(page):
+    send(page, "Write a very long story about a dragon and a knight.")
+    lengths = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(set(lengths)) < 4:
+        lengths.append(len(bot_text(page)))
+        time.sleep(0.05)
+    distinct = sorted(set(lengths) - {0})
+    assert len(distinct) >= 3, f"no visible streaming: {lengths[-20:]}"
+    assert page.input_value("#input textarea") == ""  # input moved into the chat
+
+    page.click("#input .stop-button")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"bot\"]')].pop()"
+        "?.innerText.includes('Stopped')", timeout=10_000)
+    stopped_at = bot_text(page)
+    time.sleep(1.5)
+    assert bot_text(page) == stopped_at, "tokens kept arriving after stop"
+    # The partial answer is kept, not replaced.
+    assert len(stopped_at.replace("Stopped.", "").strip()) > 0
+    # The input is usable again.
+    page.wait_for_selector("#input .submit-button", timeout=5_000)
+
+
+def test_html_in_messages_is_sanitized(page):
+    payload = '<img src="x" onerror="window.__xss = 1"><script>window.__xss = 2</script>Hello'
+    send(page, payload)
+    page.wait_for_selector('[data-testid="user"]', timeout=15_000)
+    page.wait_for_selector('[data-testid="bot"]', timeout=60_000)
+    time.sleep(0.5)
+    assert page.evaluate("window.__xss") is None
+    user_html = page.inner_html('[data-testid="user"]')
+    assert "onerror" not in user_html and "<script" not in user_html
+    assert "Hello" in page.inner_text('[data-testid="user"]')
+    page.click("#input .stop-button") if page.query_selector("#input .stop-button") else None
+
+
+def test_latex_and_code_render(page):
+    # The user bubble goes through the same markdown/KaTeX pipeline as answers.
+    send(page, "Euler: $e^{i\\pi}+1=0$ and `code`")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"user\"] .katex').length > 0",
+        timeout=30_000)
+    assert page.query_selector('[data-testid="user"] code') is not None

@@ -12,6 +12,9 @@ from backends import Backend, BackendError, create_backend
 
 from .chat import ChatService
 from .config import ConfigError, Settings, load_settings
+from .feedback_sync import start_feedback_sync
+from .history import History
+from .store import Store, StoreError
 from .ui import build_ui
 
 log = logging.getLogger("chatui")
@@ -54,12 +57,27 @@ def warm_up(backends: dict[str, Backend]) -> None:
             threading.Thread(target=run, daemon=True, name=f"load-{backend.name}").start()
 
 
-def build_app(settings: Settings, backends: dict[str, Backend] | None = None) -> gr.Blocks:
+def open_store(settings: Settings) -> Store:
+    """The database, or one clear line and exit: a chat app that cannot save must not start."""
+    sink = start_feedback_sync(settings.storage)
+    try:
+        return Store(settings.storage.db_path, on_feedback=sink)
+    except StoreError as e:
+        if sink is not None:
+            sink.stop()
+        print(f"chatui: cannot open the database: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def build_app(settings: Settings, backends: dict[str, Backend] | None = None,
+              store: Store | None = None) -> gr.Blocks:
+    store = store or open_store(settings)
     backends = backends or build_backends(settings)
     settings.models = [m for m in settings.models if m.name in backends]
     warm_up(backends)
     service = ChatService(settings, backends)
-    demo = build_ui(service)
+    demo = build_ui(service, History(store))
+    demo.store = store
     # Gradio's default is 1 concurrent run per event: one user streaming would block all.
     demo.queue(default_concurrency_limit=settings.server.concurrency_limit)
     demo.chat_service = service  # for tests and benches

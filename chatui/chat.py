@@ -17,8 +17,7 @@ from typing import Any
 from backends import ERROR, STOPPED, Backend, Delta, GenerationParams
 
 from .context import ContextOverflow, fit_messages
-
-STOPPED_MARK = "⏹️ *Stopped.*"
+from .render import ERROR_PREFIX, STOPPED_MARK, assistant_view, error_bubble
 
 
 @dataclass
@@ -135,7 +134,7 @@ class ChatService:
                                       backend.count_tokens)
             except ContextOverflow as e:
                 result.finish_reason, result.error = ERROR, str(e)
-                yield steps + [_error_message(str(e))]
+                yield steps + [error_bubble(str(e))]
                 return
             if fitted.dropped:
                 note = (f"Earlier messages ({fitted.dropped}) were left out so the conversation "
@@ -159,16 +158,9 @@ class ChatService:
                     result.error = delta.error
                     result.prompt_tokens = delta.prompt_tokens or fitted.prompt_tokens
                     result.completion_tokens = delta.completion_tokens
-            final = steps + ([{"role": "assistant", "content": result.text}]
-                             if result.text else [])
-            if result.finish_reason == ERROR:
-                final.append(_error_message(result.error or "The model failed."))
-            elif not result.text:
-                final.append({"role": "assistant", "content": "*(The model returned no text.)*"})
-            for note in result.notices:
-                if not note.startswith("Earlier messages"):
-                    final.append(step_message("ℹ️ " + note, "done"))
-            yield final
+            yield steps + assistant_view(
+                result.text, result.finish_reason, result.error, result.sources,
+                [n for n in result.notices if not n.startswith("Earlier messages")])
         except (asyncio.CancelledError, GeneratorExit):
             result.finish_reason = STOPPED
             raise
@@ -185,14 +177,6 @@ def _upsert_step(steps: list[dict], step: dict) -> None:
             steps[i] = step
             return
     steps.append(step)
-
-
-ERROR_PREFIX = "⚠️ **Error:** "
-
-
-def _error_message(text: str) -> dict:
-    # A plain bubble, not a folded step: the user must see it without clicking.
-    return {"role": "assistant", "content": ERROR_PREFIX + text}
 
 
 def _source_dict(source: Any) -> dict:

@@ -7,6 +7,7 @@ import pytest
 from gradio_client import Client
 
 pytestmark = pytest.mark.slow
+TOKEN = "e2e-" + "t" * 40
 
 
 def text_of(msg) -> str:
@@ -18,14 +19,14 @@ def chat(client: Client, message: str, history=None, **kw):
     """Submit one fresh-conversation turn; return every streamed snapshot with its time."""
     args = dict(message=message, history=history or [], model="smol",
                 system_prompt="You are a helpful assistant.", temperature=0.6, top_p=0.9,
-                max_new_tokens=kw.pop("max_new_tokens", 48), web_search=False)
+                max_new_tokens=kw.pop("max_new_tokens", 48), web_search=False, token=TOKEN)
     args.update(kw)
     t0 = time.perf_counter()
     job = client.submit(**args, api_name="/chat")
     snaps = []
     for out in job:
-        snaps.append((time.perf_counter() - t0, out))
-    return snaps, job.outputs()[-1]
+        snaps.append((time.perf_counter() - t0, out[0]))
+    return snaps, job.outputs()[-1][0]
 
 
 def test_chat_streams_a_real_answer(app_url):
@@ -76,5 +77,6 @@ def test_empty_and_oversized_messages_are_refused_without_calling_the_model(app_
     _, final = chat(client, "   ")
     assert final == []
     with pytest.raises(Exception) as e:
-        client.predict("x" * 20_000, [], "smol", "", 0.6, 0.9, 16, False, api_name="/chat")
+        client.predict("x" * 20_000, [], "smol", "", 0.6, 0.9, 16, False, TOKEN,
+                       api_name="/chat")
     assert "20,000 characters" in str(e.value) and "limit is 16,000" in str(e.value)

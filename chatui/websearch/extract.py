@@ -26,6 +26,11 @@ __all__ = ["Page", "Section", "extract_main_text", "extract_page", "extract_titl
 log = logging.getLogger(__name__)
 
 MAX_HTML_CHARS = 3_000_000  # a guard on parser time; fetch caps bytes well below this
+# Trees deeper or larger than this are junk or an attack (trafilatura and any
+# "text inside this subtree" heuristic go quadratic on them: 2,000 nested <article><p>
+# took ~30 s). Such pages get a linear flat-text extraction instead.
+MAX_TREE_DEPTH = 100
+MAX_TREE_ELEMENTS = 60_000
 
 
 @dataclass
@@ -185,27 +190,51 @@ def _soup(html: str) -> BeautifulSoup:
         return BeautifulSoup(html, "html.parser")
 
 
-def _strip_boilerplate(root: Tag) -> None:
-    for c in root.find_all(string=lambda s: isinstance(s, Comment)):
-        c.extract()
-    for el in root.find_all(_DROP_TAGS):
-        el.decompose()
-    for el in root.find_all(True):
-        if el.decomposed if hasattr(el, "decomposed") else False:
-            continue
-        if el.name in ("html", "body", "main", "article"):
-            continue
-        attrs = el.attrs or {}
-        role = str(attrs.get("role") or "").lower()
-        style = str(attrs.get("style") or "").replace(" ", "").lower()
-        if (role in ("navigation", "banner", "contentinfo", "complementary", "dialog",
+def _is_boilerplate(el: Tag) -> bool:
+    if el.name in _DROP_TAGS:
+        return True
+    if el.name in ("html", "body", "main", "article"):
+        return False
+    attrs = el.attrs or {}
+    role = str(attrs.get("role") or "").lower()
+    style = str(attrs.get("style") or "").replace(" ", "").lower()
+    return (role in ("navigation", "banner", "contentinfo", "complementary", "dialog",
                      "alertdialog", "search")
-                or "display:none" in style or attrs.get("hidden") is not None
-                or attrs.get("aria-hidden") == "true"
-                or (el.name in ("div", "section", "ul", "ol", "header", "span", "p", "aside",
-                                "table")
-                    and _BOILER.search(_attr_text(el)))):
-            el.decompose()
+            or "display:none" in style or attrs.get("hidden") is not None
+            or attrs.get("aria-hidden") == "true"
+            or (el.name in ("div", "section", "ul", "ol", "header", "span", "p", "aside", "table")
+                and bool(_BOILER.search(_attr_text(el)))))
+
+
+def _strip_boilerplate(root: Tag) -> None:
+    """Remove comments and boilerplate subtrees in one O(n) walk (no per-node ancestor
+    scans: a page of 5,000 nested divs must not take seconds)."""
+    doomed: list = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for child in node.contents:
+            if isinstance(child, Comment):
+                doomed.append(child)
+            elif isinstance(child, Tag):
+                if _is_boilerplate(child):
+                    doomed.append(child)  # its subtree goes with it: do not descend
+                else:
+                    stack.append(child)
+    for el in doomed:
+        el.extract()
+
+
+def _iter_blocks(root: Tag):
+    """Outermost block elements in document order (a block inside a block is not
+    yielded separately: li > p, blockquote > p, td > p)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is not root and node.name in _BLOCKS:
+            yield node
+            continue
+        stack.extend(reversed([c for c in node.contents if isinstance(c, Tag)]))
 
 
 def _text_len(el: Tag) -> int:
@@ -220,7 +249,8 @@ def _link_density(el: Tag) -> float:
 
 def _pick_root(soup: BeautifulSoup) -> Tag:
     body = soup.body or soup
-    cands = body.find_all(["article", "main"]) + body.find_all(attrs={"role": "main"})
+    cands = (body.find_all(["article", "main"], limit=20)
+             + body.find_all(attrs={"role": "main"}, limit=5))
     cands = [c for c in cands if _text_len(c) > 200]
     if cands:
         return max(cands, key=_text_len)
@@ -236,8 +266,8 @@ def _pick_root(soup: BeautifulSoup) -> Tag:
                 scores[id(anc)] = (prev + n / (1 + depth), anc)
     if not scores:
         return body
-    best = max(scores.values(), key=lambda x: x[0] * (1 - min(_link_density(x[1]), 0.9)))[1]
-    return best
+    top = sorted(scores.values(), key=lambda x: -x[0])[:10]  # link density is O(subtree)
+    return max(top, key=lambda x: x[0] * (1 - min(_link_density(x[1]), 0.9)))[1]
 
 
 def _bs4_sections(html: str) -> list[Section]:
@@ -246,12 +276,7 @@ def _bs4_sections(html: str) -> list[Section]:
     root = _pick_root(soup)
     sections: list[Section] = []
     heading, paras = "", []
-    seen: set[int] = set()
-    for el in root.find_all(_BLOCKS):
-        # Skip blocks nested in blocks already taken (li > p, blockquote > p, td > p).
-        if any(id(a) in seen for a in el.parents if isinstance(a, Tag)):
-            continue
-        seen.add(id(el))
+    for el in _iter_blocks(root):
         if el.name == "pre":
             text = el.get_text().strip("\n")
         else:
@@ -293,6 +318,47 @@ def bs4_plain_text(html: str, url: str | None = None) -> str:
         return ""
 
 
+# ---------------------------------------------------------------- pathological trees
+
+def _parse_lxml(html: str):
+    from lxml import etree
+
+    try:
+        return etree.fromstring(html, etree.HTMLParser(recover=True, remove_comments=True,
+                                                       remove_pis=True))
+    except (ValueError, etree.LxmlError):  # e.g. a str with an XML encoding declaration
+        try:
+            return etree.fromstring(html.encode("utf-8"),
+                                    etree.HTMLParser(recover=True, encoding="utf-8"))
+        except Exception:
+            return None
+
+
+def _tree_shape(root) -> tuple[int, int]:
+    """(elements, max depth) in one iterative walk."""
+    n = depth = 0
+    stack = [(root, 1)]
+    while stack:
+        el, d = stack.pop()
+        n += 1
+        if d > depth:
+            depth = d
+        if n > MAX_TREE_ELEMENTS:
+            break
+        stack.extend((c, d + 1) for c in el)
+    return n, depth
+
+
+def _flat_sections(root) -> list[Section]:
+    from lxml import etree
+
+    for el in list(root.iter("script", "style", "noscript", "template")):
+        el.getparent().remove(el) if el.getparent() is not None else None
+    text = " ".join(t.strip() for t in root.itertext() if isinstance(t, str) and t.strip())
+    _ = etree  # keeps the import local and explicit
+    return [Section("", text[:200_000])] if text else []
+
+
 # ---------------------------------------------------------------- public entry points
 
 def extract_page(html: str, url: str | None = None) -> Page:
@@ -303,6 +369,13 @@ def extract_page(html: str, url: str | None = None) -> Page:
     if not html.strip():
         return Page(title="", text="", sections=[], extractor="none")
     title = extract_title(html)
+    root = _parse_lxml(html)
+    if root is not None:
+        n, depth = _tree_shape(root)
+        if n > MAX_TREE_ELEMENTS or depth > MAX_TREE_DEPTH:
+            sections = _flat_sections(root)
+            return Page(title=title, text=_sections_text(sections), sections=sections,
+                        extractor="flat")
     sections = _trafilatura_sections(html, url)
     extractor = "trafilatura"
     if not sections or not _sections_text(sections):

@@ -15,6 +15,8 @@ machine without vllm fails at startup with one clear line, not a traceback.
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import importlib.util
 import logging
 import time
@@ -54,6 +56,34 @@ def check_vllm_available() -> None:
         raise BackendError(NO_DEVICE, kind="unavailable")
 
 
+@functools.cache
+def _api() -> Any:
+    """vLLM's public names, imported once on first use (vllm is optional, slow to import).
+
+    vllm's lazy module `__getattr__` keeps the importing frame -- and every caller frame
+    above it -- alive, so the first call runs in a worker thread (see `_build_engine`):
+    a coroutine frame that later holds the engine must not be in that chain, or the
+    engine could never be freed.
+    """
+    from types import SimpleNamespace
+
+    from vllm import AsyncEngineArgs, AsyncLLMEngine, SamplingParams
+    from vllm.exceptions import VLLMClientError
+    from vllm.inputs import TokensPrompt
+    from vllm.sampling_params import RequestOutputKind
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    return SimpleNamespace(AsyncEngineArgs=AsyncEngineArgs, AsyncLLMEngine=AsyncLLMEngine,
+                           SamplingParams=SamplingParams, RequestOutputKind=RequestOutputKind,
+                           TokensPrompt=TokensPrompt, VLLMClientError=VLLMClientError,
+                           EngineDeadError=EngineDeadError)
+
+
+def _checked_api() -> Any:
+    check_vllm_available()
+    return _api()
+
+
 class VllmBackend(Backend):
     type = "vllm"
 
@@ -87,8 +117,6 @@ class VllmBackend(Backend):
     # -- engine lifecycle -----------------------------------------------------------------
 
     def engine_args(self) -> Any:
-        from vllm import AsyncEngineArgs
-
         s = self.settings
         kwargs: dict[str, Any] = dict(
             model=self.model,
@@ -105,18 +133,16 @@ class VllmBackend(Backend):
         if s.max_num_seqs:
             kwargs["max_num_seqs"] = s.max_num_seqs
         kwargs.update(self._overrides)
-        return AsyncEngineArgs(**kwargs)
+        return _api().AsyncEngineArgs(**kwargs)
 
     async def _build_engine(self) -> Any:
-        check_vllm_available()
-        from vllm import AsyncLLMEngine
-
+        await asyncio.to_thread(_checked_api)  # first import off this frame chain (see _api)
         args = self.engine_args()
         t0 = time.perf_counter()
         # Loading weights and profiling memory takes seconds to minutes: do it in a worker
         # thread so the event loop keeps serving other users meanwhile. The engine binds its
         # asyncio parts (output handler, queues) to this loop on its first request.
-        engine = await asyncio.to_thread(AsyncLLMEngine.from_engine_args, args)
+        engine = await asyncio.to_thread(_api().AsyncLLMEngine.from_engine_args, args)
         self.startup_seconds = time.perf_counter() - t0
         log.info("vLLM engine for %s ready in %.1f s", self.name, self.startup_seconds)
         return engine
@@ -171,6 +197,10 @@ class VllmBackend(Backend):
         engine.shutdown(timeout=self.shutdown_timeout)
         for proc in procs:
             proc.join(timeout=5)
+        # AsyncLLM sits in reference cycles; collect it now, while the interpreter is
+        # whole, rather than at exit, where its __del__ fails noisily.
+        del engine, manager, procs
+        gc.collect()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -230,26 +260,22 @@ class VllmBackend(Backend):
             return super().count_tokens(messages)
 
     def _sampling_params(self, params: GenerationParams, max_tokens: int) -> Any:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        return SamplingParams(
+        api = _api()
+        return api.SamplingParams(
             temperature=params.temperature,
             top_p=params.top_p,
             max_tokens=max_tokens,
             repetition_penalty=params.repetition_penalty or 1.0,
             stop=list(params.stop) or None,
             seed=params.seed,
-            output_kind=RequestOutputKind.DELTA,
+            output_kind=api.RequestOutputKind.DELTA,
         )
 
     # -- streaming ------------------------------------------------------------------------
 
     async def _stream(self, messages: list[dict], params: GenerationParams) -> AsyncIterator[Delta]:
         engine = await self.engine()
-        from vllm.exceptions import VLLMClientError
-        from vllm.inputs import TokensPrompt
-        from vllm.v1.engine.exceptions import EngineDeadError
+        api = _api()
 
         ids = self._encode(messages)
         n_prompt = len(ids)
@@ -262,7 +288,7 @@ class VllmBackend(Backend):
         sampling = self._sampling_params(params, max_tokens)
         request_id = f"chatui-{uuid.uuid4().hex}"
 
-        gen = engine.generate(TokensPrompt(prompt_token_ids=ids), sampling, request_id)
+        gen = engine.generate(api.TokensPrompt(prompt_token_ids=ids), sampling, request_id)
         completion_tokens = 0
         finish: str | None = None
         try:
@@ -274,10 +300,10 @@ class VllmBackend(Backend):
                         yield Delta(text=choice.text)
                     if out.finished:
                         finish = _FINISH.get(choice.finish_reason or "stop", ERROR)
-            except EngineDeadError:
+            except api.EngineDeadError:
                 raise BackendError(f"{self.name}: the vLLM engine died; restart the app",
                                    kind="unavailable") from None
-            except VLLMClientError as e:
+            except api.VLLMClientError as e:
                 raise BackendError(f"{self.name}: {_one_line(e)}", kind="invalid") from None
         finally:
             if finish is None:
@@ -289,6 +315,7 @@ class VllmBackend(Backend):
                     pass
                 await gen.aclose()
         finish = finish or STOP
+        del gen, engine  # a finished stream must not keep a shut-down engine alive
         yield Delta(finish_reason=finish, prompt_tokens=n_prompt,
                     completion_tokens=completion_tokens,
                     error=None if finish != ERROR else f"{self.name}: generation failed")

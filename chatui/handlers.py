@@ -217,10 +217,10 @@ class Handlers:
             return [], new_session()
         user_id = self.user(token, profile)
         try:
-            messages, ids, _ = self.history.load(user_id, conv_id)
+            messages, ids, votes = self.history.load(user_id, conv_id)
         except NotFound:
             raise gr.Error("This conversation does not exist.", title="Not found") from None
-        return messages, {"conv": conv_id, "ids": ids}
+        return gr.Chatbot(messages, feedback_value=votes), {"conv": conv_id, "ids": ids}
 
     def rename(self, conv_id: str | None, title: str, token: str,
                profile: gr.OAuthProfile | None = None) -> str:
@@ -251,7 +251,10 @@ class Handlers:
 
     def api_open_conversation(self, conversation_id: str, token: str) -> list:
         """The current branch of one of the caller's conversations, as chat messages."""
-        return self.open_conversation(conversation_id, token)[0]
+        try:
+            return self.history.load(self.user(token), conversation_id)[0]
+        except NotFound:
+            raise gr.Error("This conversation does not exist.", title="Not found") from None
 
     def api_rename(self, conversation_id: str, title: str, token: str) -> str:
         return self.rename(conversation_id, title, token)

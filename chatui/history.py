@@ -34,7 +34,13 @@ def title_from(message: str) -> str:
 
 def _view(branch: list[dict]) -> tuple[list[dict], list]:
     """Chat messages and their ids for a stored branch."""
-    messages, ids = [], []
+    messages, ids, _ = _view_with_votes(branch)
+    return messages, ids
+
+
+def _view_with_votes(branch: list[dict]) -> tuple[list[dict], list, list]:
+    """Also the vote per assistant message, as Gradio's `feedback_value` wants it."""
+    messages, ids, votes = [], [], []
     for m in branch:
         if m["role"] == "user":
             messages.append({"role": "user", "content": m["content"]})
@@ -44,7 +50,9 @@ def _view(branch: list[dict]) -> tuple[list[dict], list]:
                                    m.get("sources") or [])
             messages.extend(shown)
             ids.extend([m["id"]] * len(shown))
-    return messages, ids
+            label = (m.get("feedback") or {}).get("label")
+            votes.extend([{True: "Like", False: "Dislike"}.get(label)] * len(shown))
+    return messages, ids, votes
 
 
 def _prompt(branch: list[dict]) -> list[dict]:
@@ -60,10 +68,10 @@ class History:
     def conversations(self, user_id: str) -> list[tuple[str, str]]:
         return [(c["title"] or "Untitled", c["id"]) for c in self.store.list_conversations(user_id)]
 
-    def load(self, user_id: str, conv_id: str) -> tuple[list[dict], list, dict]:
-        conv = self.store.get_conversation(user_id, conv_id)
-        messages, ids = _view(self.store.branch(user_id, conv_id))
-        return messages, ids, conv
+    def load(self, user_id: str, conv_id: str) -> tuple[list[dict], list, list]:
+        """(chat messages, store id per message, vote per assistant message)."""
+        self.store.get_conversation(user_id, conv_id)
+        return _view_with_votes(self.store.branch(user_id, conv_id))
 
     def rename(self, user_id: str, conv_id: str, title: str) -> None:
         self.store.rename_conversation(user_id, conv_id, title_from(title) or "Untitled")

@@ -86,3 +86,41 @@ def test_latex_and_code_render(page):
         "() => document.querySelectorAll('[data-testid=\"user\"] .katex').length > 0",
         timeout=30_000)
     assert page.query_selector('[data-testid="user"] code') is not None
+
+
+def wait_answer_done(page) -> None:
+    page.wait_for_selector("#input .stop-button", timeout=60_000)
+    page.wait_for_selector("#input .submit-button", timeout=120_000)
+
+
+def labels(page) -> list[str]:
+    return [e.get_attribute("aria-label") for e in page.query_selector_all("#chatbot button")]
+
+
+def test_thumbs_up_persists_after_reload(browser, app_url):
+    context = browser.new_context()  # its own localStorage: its own anonymous user
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    send(page, "Say hello to the reviewer.")
+    wait_answer_done(page)
+    page.click('#chatbot button[aria-label="Like"]')
+    page.wait_for_selector('#chatbot button[aria-label="Liked"]', timeout=10_000)
+
+    page.reload()
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    page.wait_for_selector("#conversations label", timeout=15_000)
+    titles = [e.inner_text() for e in page.query_selector_all("#conversations label")]
+    assert "Say hello to the reviewer." in titles
+    page.click("#conversations label:has-text('Say hello to the reviewer.')")
+    page.wait_for_selector('#chatbot button[aria-label="Liked"]', timeout=15_000)
+    assert "Say hello to the reviewer." in page.inner_text('[data-testid="user"]')
+
+    # Another browser (another anonymous user) does not see it.
+    other = browser.new_context().new_page()
+    other.goto(app_url)
+    other.wait_for_selector("#input textarea", timeout=30_000)
+    other.wait_for_timeout(1500)
+    assert "Say hello to the reviewer." not in other.inner_text("#conversations")
+    other.context.close()
+    context.close()

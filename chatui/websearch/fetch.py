@@ -388,8 +388,13 @@ async def fetch_page(url: str, client: httpx.AsyncClient, settings: WebSearchSet
 async def fetch_pages(urls: list[str], settings: WebSearchSettings, *,
                       client: httpx.AsyncClient | None = None,
                       guard: SsrfGuard | None = None,
-                      deadline: float | None = None) -> list[FetchResult]:
+                      deadline: float | None = None,
+                      on_page: Callable[[int, FetchResult], None] | None = None,
+                      ) -> list[FetchResult]:
     """Fetch all `urls` concurrently; results in the same order. Never raises.
+
+    `on_page(i, result)` is called as soon as page i completes (not for pages cut at the
+    deadline), so the caller can start extracting while slower pages still load.
 
     Returns by `deadline` (default `settings.deadline`) seconds plus cancellation time
     (milliseconds): pages still running then are `timeout`, with any partial HTML kept.
@@ -402,6 +407,17 @@ async def fetch_pages(urls: list[str], settings: WebSearchSettings, *,
     states = [(FetchResult(url=u), []) for u in urls]
     tasks = [asyncio.create_task(fetch_page(u, client, settings, _state=st))
              for u, st in zip(urls, states)]
+    if on_page is not None:
+        def _notify(task: asyncio.Task, i: int) -> None:
+            if task.cancelled() or task.exception() is not None:
+                return
+            try:
+                on_page(i, task.result())
+            except Exception:  # a caller's callback bug must not break fetching
+                pass
+
+        for i, t in enumerate(tasks):
+            t.add_done_callback(lambda t, i=i: _notify(t, i))
     try:
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=deadline)

@@ -41,12 +41,13 @@ from chatui.websearch.rank import RankDoc, rank_passages
 from chatui.websearch.search import (DEFAULT_CACHE, SearchOutcome, SearchProvider, TTLCache,
                                      make_provider, search_web)
 
-__all__ = ["Step", "WebSearchResult", "run_websearch", "QUERY_TIMEOUT"]
+__all__ = ["Step", "WebSearchResult", "run_websearch", "read_pages", "QUERY_TIMEOUT"]
 
 log = logging.getLogger(__name__)
 
 QUERY_TIMEOUT = 20.0  # seconds the chat model may take to write the query
 CONTEXT_OVERHEAD = 1500  # characters of instructions around the sources
+EXTRACT_GRACE = 0.5  # seconds extraction may run past the fetch deadline
 
 
 @dataclass
@@ -91,19 +92,45 @@ def _fetch_log(pages: list[FetchResult]) -> str:
     return "\n".join(lines)
 
 
-def _extract_all(pages: list[FetchResult]) -> list[Page | None]:
-    out: list[Page | None] = []
-    for p in pages:
-        if not p.usable:
-            out.append(None)
-            continue
-        try:
-            page = extract_page(p.html, p.final_url or p.url)
-        except Exception as e:  # extract_page should not raise; belt and braces
-            log.debug("extraction failed for %s: %s", p.url, e)
-            page = None
-        out.append(page if page is not None and page.text.strip() else None)
-    return out
+def _extract_one(p: FetchResult) -> Page | None:
+    try:
+        page = extract_page(p.html, p.final_url or p.url)
+    except Exception as e:  # extract_page should not raise; belt and braces
+        log.debug("extraction failed for %s: %s", p.url, e)
+        return None
+    return page if page.text.strip() else None
+
+
+async def read_pages(urls: list[str], settings: WebSearchSettings, *,
+                     client: httpx.AsyncClient | None = None, guard: SsrfGuard | None = None,
+                     ) -> tuple[list[FetchResult], list[Page | None]]:
+    """Fetch and extract. Each page is extracted (in a worker thread) as soon as it has
+    arrived, overlapping with slower downloads. Extraction gets until the fetch deadline,
+    or EXTRACT_GRACE seconds after the fetches ended if that is later; a page whose
+    extraction is still running then is dropped, so this returns by
+    deadline + EXTRACT_GRACE (+ cancellation time) whatever the pages contain."""
+    t0 = time.perf_counter()
+    jobs: dict[int, asyncio.Future] = {}
+
+    def start(i: int, res: FetchResult) -> None:
+        if res.usable and i not in jobs:
+            jobs[i] = asyncio.ensure_future(asyncio.to_thread(_extract_one, res))
+
+    fetched = await fetch_pages(urls, settings, client=client, guard=guard, on_page=start)
+    for i, res in enumerate(fetched):  # partial pages cut at the deadline
+        start(i, res)
+    pages: list[Page | None] = [None] * len(fetched)
+    if jobs:
+        budget = max(settings.deadline - (time.perf_counter() - t0), EXTRACT_GRACE)
+        done, pending = await asyncio.wait(list(jobs.values()), timeout=budget)
+        for fut in pending:
+            fut.cancel()  # the worker thread finishes on its own; its result is dropped
+        for i, fut in jobs.items():
+            if fut in done and not fut.cancelled() and fut.exception() is None:
+                pages[i] = fut.result()
+            elif fut in pending:
+                fetched[i].error = (fetched[i].error or "") + " (extraction too slow)"
+    return fetched, pages
 
 
 async def _write_query(question: str, history: list[dict], today: _dt.date,
@@ -164,8 +191,8 @@ async def _run(question: str, history: list[dict], settings: WebSearchSettings, 
     state["step"] = Step("fetch", title)
     yield state["step"]
     t = time.perf_counter()
-    fetched = await fetch_pages([r.url for r in results], settings, client=client, guard=guard)
-    pages = await asyncio.to_thread(_extract_all, fetched)
+    fetched, pages = await read_pages([r.url for r in results], settings, client=client,
+                                      guard=guard)
     n_ok = sum(p is not None for p in pages)
     yield Step("fetch", title, "done", time.perf_counter() - t,
                f"{n_ok} of {len(results)} readable\n{_fetch_log(fetched)}")

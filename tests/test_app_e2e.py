@@ -80,3 +80,12 @@ def test_empty_and_oversized_messages_are_refused_without_calling_the_model(app_
         client.predict("x" * 20_000, [], "smol", "", 0.6, 0.9, 16, False, TOKEN,
                        api_name="/chat")
     assert "20,000 characters" in str(e.value) and "limit is 16,000" in str(e.value)
+
+
+def test_health_endpoint_reports_database_and_models(app_url):
+    import httpx
+
+    r = httpx.get(app_url + "healthz", timeout=10)
+    assert r.status_code == 200
+    body = r.json()
+    assert body == {"status": "ok", "database": True, "models": {"smol": True}}

@@ -11,6 +11,7 @@ Session state (`gr.State`, per browser tab / gradio_client session) is a dict:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -19,7 +20,8 @@ import gradio as gr
 from .chat import ChatService, TurnRequest, TurnResult
 from .history import History, Turn
 from .identity import IdentityError, new_token, user_from
-from .render import STOPPED_MARK
+from .limits import LimitExceeded, UserLimits
+from .render import STOPPED_MARK, assistant_view
 from .store import NotFound, StoreError
 from .streaming import coalesce
 
@@ -47,15 +49,29 @@ class Handlers:
         self.service = service
         self.history = history
         self.update_interval = update_interval
+        self.limits = service.settings.limits
+        self.user_limits = UserLimits(self.limits.messages_per_minute,
+                                      self.limits.max_concurrent_per_user)
 
     # -- identity ------------------------------------------------------------------------
-    @staticmethod
-    def user(token: str | None, profile: gr.OAuthProfile | None = None) -> str:
+    def user(self, token: str | None, profile: gr.OAuthProfile | None = None) -> str:
+        if self.limits.login_required and not getattr(profile, "username", None):
+            raise gr.Error("Sign in with Hugging Face to use this app.", title="Sign in")
         try:
             user_id, name, kind = user_from(token, profile)
         except IdentityError as e:
             raise gr.Error(str(e), title="Not signed in") from None
         return user_id
+
+    def admit(self, user_id: str, turn_count: int) -> None:
+        """Refuse a new message past the per-user rate or the conversation length limit."""
+        if turn_count >= self.limits.max_turns:
+            raise gr.Error(f"This conversation has reached {self.limits.max_turns} messages. "
+                           "Start a new chat to continue.", title="Conversation too long")
+        try:
+            self.user_limits.check_rate(user_id)
+        except LimitExceeded as e:
+            raise gr.Error(str(e), title="Slow down") from None
 
     def init_session(self, token: str | None, profile: gr.OAuthProfile | None = None):
         """Page load: make sure the browser has a token; list its conversations."""
@@ -88,9 +104,19 @@ class Handlers:
         yield shown, session, info
         assistant: list = []
         try:
-            async for assistant in coalesce(self.service.respond(req, result),
-                                            self.update_interval):
-                yield shown + assistant, session, info
+            with self.user_limits.generating(user_id):
+                async with asyncio.timeout(self.limits.generation_timeout):
+                    async for assistant in coalesce(self.service.respond(req, result),
+                                                    self.update_interval):
+                        yield shown + assistant, session, info
+        except LimitExceeded as e:
+            result.finish_reason, result.error = "error", str(e)
+            assistant = assistant_view(result.text, "error", str(e))
+        except TimeoutError:
+            msg = (f"The answer took longer than {self.limits.generation_timeout:.0f} s and was "
+                   "cut off.")
+            result.finish_reason, result.error = "error", msg
+            assistant = assistant_view(result.text, "error", msg)
         finally:
             # Runs on completion, error and cancellation alike: the answer is never lost.
             try:
@@ -117,6 +143,7 @@ class Handlers:
         self.check_message(message)
         user_id = self.user(token, profile)
         conv = session.get("conv") if history else None
+        self.admit(user_id, len(session.get("ids") or []) if conv else 0)
         turn = self.history.start(user_id, conv, message, model, system_prompt or "")
         if turn.conversation_id != conv:
             history = []  # a new conversation: nothing before this message belongs to it
@@ -136,6 +163,7 @@ class Handlers:
         if last is None or not session.get("conv") or last >= len(ids):
             yield history, session, {}
             return
+        self.admit(user_id, last)
         try:
             turn = self.history.retry(user_id, session["conv"], ids[last])
         except NotFound:
@@ -159,6 +187,7 @@ class Handlers:
             yield history, session, {}
             return
         self.check_message(text)
+        self.admit(user_id, index)
         try:
             turn = self.history.edit(user_id, session["conv"], ids[index], text)
         except NotFound:

@@ -175,12 +175,11 @@ class VllmBackend(Backend):
                 self._start_task = None
             raise BackendError(f"vLLM engine for {self.name} failed to start: {_one_line(e)}",
                                kind="unavailable") from None
+        if self._closed:  # aclose() ran while we waited; it shuts the new engine down
+            raise BackendError(f"{self.name} is shut down", kind="unavailable")
         if self._engine is None:
             self._engine = engine
             self._tokenizer = engine.get_tokenizer()
-            if self._closed:  # aclose() ran while we were starting
-                self._shutdown_engine()
-                raise BackendError(f"{self.name} is shut down", kind="unavailable")
         return self._engine
 
     def _shutdown_engine(self) -> None:
@@ -208,7 +207,7 @@ class VllmBackend(Backend):
         if task is not None and self._engine is None:
             try:  # a build in progress cannot be interrupted: wait for it, then shut it down
                 self._engine = await task
-            except BaseException:
+            except Exception:  # it failed: nothing to shut down
                 pass
         self._shutdown_engine()
 

@@ -137,3 +137,21 @@ async def test_failed_start_is_one_line_and_retried():
     deltas = [d async for d in backend.stream([{"role": "user", "content": "hi"}])]
     assert calls == 2
     await backend.aclose()
+
+
+async def test_aclose_during_startup_shuts_the_new_engine_down():
+    backend = VllmBackend("tiny", "/nowhere/model")
+    built = []
+
+    async def build():
+        await asyncio.sleep(0.1)
+        built.append(_FakeEngine())
+        return built[-1]
+
+    backend._build_engine = build
+    waiter = asyncio.ensure_future(backend.engine())
+    await asyncio.sleep(0.01)
+    await backend.aclose()
+    with pytest.raises(BackendError, match="shut down"):
+        await waiter
+    assert len(built) == 1 and built[0].shut == 1 and not backend.loaded

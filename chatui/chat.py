@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,12 +85,11 @@ def clean_history(history: list[Any]) -> list[dict]:
 class ChatService:
     """Owns the backends; runs turns. One instance per app, shared by all sessions."""
 
-    def __init__(self, settings, backends: dict[str, Backend],
-                 websearch: Callable | None = None):
+    def __init__(self, settings, backends: dict[str, Backend], search_provider=None):
         self.settings = settings
         self.backends = backends
-        # async (question, history, backend, context_chars) -> AsyncIterator[step dict | result]
-        self.websearch = websearch
+        # None: the provider named in settings.websearch (ddgs or searxng).
+        self.search_provider = search_provider
 
     def backend(self, name: str | None) -> Backend:
         return self.backends.get(name or "") or self.backends[self.settings.default_model]
@@ -113,12 +112,10 @@ class ChatService:
                          "repetition_penalty": params.repetition_penalty}
         started = time.perf_counter()
         steps: list[dict] = []
-        system = [{"role": "system", "content": req.system_prompt}] if req.system_prompt else []
-        prompt_user = req.message
+        system_text = req.system_prompt
         try:
-            if req.web_search and self.websearch is not None:
-                budget = int(backend.context_length * 4 * self.settings.websearch.context_fraction)
-                async for item in self.websearch(req.message, req.history, backend, budget):
+            if req.web_search and self.settings.websearch.enabled:
+                async for item in self._web_search(req, backend):
                     if isinstance(item, dict):  # a progress step (new or updated)
                         _upsert_step(steps, item)
                         yield list(steps)
@@ -126,9 +123,11 @@ class ChatService:
                         result.sources = [_source_dict(s) for s in item.sources]
                         if item.notice:
                             result.notices.append(item.notice)
-                        if item.sources:
-                            prompt_user = f"{item.context}\n\nQuestion: {req.message}"
-            messages = system + req.history + [{"role": "user", "content": prompt_user}]
+                        if item.context:
+                            # One system message: several break many chat templates.
+                            system_text = "\n\n".join(t for t in (system_text, item.context) if t)
+            system = [{"role": "system", "content": system_text}] if system_text else []
+            messages = system + req.history + [{"role": "user", "content": req.message}]
             try:
                 fitted = fit_messages(messages, backend.context_length, params.max_new_tokens,
                                       backend.count_tokens)
@@ -168,6 +167,24 @@ class ChatService:
             if result.finish_reason is None:
                 result.finish_reason = STOPPED
             result.duration = time.perf_counter() - started
+
+
+    async def _web_search(self, req: TurnRequest, backend: Backend):
+        """Progress steps as chat message dicts, then the WebSearchResult."""
+        from .websearch import Step, run_websearch
+
+        async def write_query(messages: list[dict]) -> str:
+            params = backend.defaults.merged(max_new_tokens=32, temperature=0.2)
+            return "".join([d.text async for d in backend.stream(messages, params) if d.text])
+
+        ws = self.settings.websearch
+        chars = int(backend.context_length * ws.context_fraction * 3)
+        async for ev in run_websearch(req.message, req.history, ws, generate=write_query,
+                                      provider=self.search_provider, context_chars=chars):
+            if isinstance(ev, Step):
+                yield {"role": "assistant", "content": ev.log or "", "metadata": ev.metadata()}
+            else:
+                yield ev
 
 
 def _upsert_step(steps: list[dict], step: dict) -> None:

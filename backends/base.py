@@ -12,6 +12,8 @@ Backends never import Gradio or the store: they are usable from any asyncio prog
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
@@ -84,12 +86,19 @@ class Backend(abc.ABC):
         params = params or self.defaults
         final_seen = False
         try:
-            async for delta in self._stream(messages, params):
-                if delta.is_final:
-                    final_seen = True
-                yield delta
-                if final_seen:
-                    return
+            # aclosing: when our consumer stops early, the backend's own generator is closed
+            # right away (its abort runs now), not whenever garbage collection gets to it.
+            async with contextlib.aclosing(self._stream(messages, params)) as deltas:
+                async for delta in deltas:
+                    if delta.is_final:
+                        final_seen = True
+                    yield delta
+                    if final_seen:
+                        return
+                    # A fast server delivers many tokens per network read and parsing them
+                    # never awaits: give the event loop a turn per token so other users'
+                    # streams and the UI relay are not starved until this answer is done.
+                    await asyncio.sleep(0)
         except BackendError as e:
             yield Delta(finish_reason=ERROR, error=e.message)
             return

@@ -132,3 +132,35 @@ async def test_real_server_killed_mid_stream(gguf_path):
 async def test_health(wire_server):
     assert await remote(wire_server.url + "/v1").health() is True
     assert await remote(f"http://127.0.0.1:{free_port()}/v1").health() is False
+
+
+async def test_fast_stream_does_not_starve_the_event_loop(wire_server):
+    """A fast upstream sends hundreds of tokens per network read; other tasks (other users'
+    streams, the UI relay) must still get turns while one answer is being read."""
+    import time
+
+    wire_server.config.tokens = 3000
+    wire_server.config.burst = True  # everything already buffered: parsing never waits on I/O
+    backend = remote(wire_server.url + "/v1")
+    ticks, gaps = 0, []
+    done = asyncio.Event()
+
+    async def ticker():
+        nonlocal ticks
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    n = 0
+    async for d in backend.stream(c.PROMPT, backend.defaults.merged(max_new_tokens=3000)):
+        n += bool(d.text)
+    done.set()
+    await task
+    assert n == 3000
+    assert ticks >= n // 2, f"the ticker ran {ticks} times during {n} tokens"
+    assert max(gaps) < 0.2, f"longest stall {max(gaps) * 1000:.0f} ms"

@@ -22,6 +22,7 @@ class WireConfig:
         self.token_text = "tok "
         self.delay = 0.0  # seconds between tokens
         self.die_after: int | None = None  # close the socket after N tokens
+        self.burst = False  # write the whole stream at once (a fast server, a proxy's buffer)
         self.requests: list[dict] = []  # bodies received
 
 
@@ -74,10 +75,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
+        out = self.wfile
+        if cfg.burst:
+            import io
+
+            out = io.BytesIO()
         try:
             for i in range(n):
                 if cfg.die_after is not None and i >= cfg.die_after:
-                    self.wfile.flush()
+                    out.flush()
                     self.connection.shutdown(2)  # abrupt: no final chunk, no [DONE]
                     return
                 if cfg.delay:
@@ -91,18 +97,20 @@ class _Handler(BaseHTTPRequestHandler):
                           "details": {"finish_reason": reason, "generated_tokens": n,
                                       "seed": None} if last else None,
                           "top_tokens": None}
-                    self.wfile.write(b"data:" + json.dumps(ev).encode() + b"\n\n")
+                    out.write(b"data:" + json.dumps(ev).encode() + b"\n\n")
                 else:
-                    self.wfile.write(_chunk(cfg.token_text))
+                    out.write(_chunk(cfg.token_text))
                     if last:
-                        self.wfile.write(_chunk(None, reason))
-                        self.wfile.write(_chunk(None, usage={"prompt_tokens": 7,
+                        out.write(_chunk(None, reason))
+                        out.write(_chunk(None, usage={"prompt_tokens": 7,
                                                              "completion_tokens": n,
                                                              "total_tokens": n + 7}))
                 if cfg.delay or i % 16 == 15 or last:
-                    self.wfile.flush()
+                    out.flush()
             if not generate:
-                self.wfile.write(b"data: [DONE]\n\n")
+                out.write(b"data: [DONE]\n\n")
+            if cfg.burst:
+                self.wfile.write(out.getvalue())
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away (stop button): that is the point of some tests
@@ -123,7 +131,9 @@ class WireServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.config = WireConfig()
         handler = type("Handler", (_Handler,), {"config": self.config})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        # The default listen backlog (5) drops connections when 32+ clients start at once.
+        server_cls = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 512})
+        self.httpd = server_cls((host, port), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -24,6 +24,8 @@ from types import ModuleType
 
 COMMANDS: dict[str, str] = {
     "export": "chatui.export",
+    "space": "chatui.space",
+    "config-docs": "chatui.config_docs",
 }
 
 

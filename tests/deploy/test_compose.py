@@ -1,0 +1,105 @@
+"""docker-compose.yml: the app beside a vLLM OpenAI server (default) or TGI (profile `tgi`).
+
+No Docker engine here: the file is checked as data (YAML with compose's `${VAR:-default}`
+interpolation applied), and its chatui environment is fed to the real config loader.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from chatui.config import load_settings
+from tests.conftest import ROOT
+from tests.deploy.dockerfile import Dockerfile
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+SERVICES = COMPOSE["services"]
+_INTERP = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def interpolate(value, env: dict[str, str] | None = None):
+    """Compose's `${VAR}` / `${VAR:-default}` with the given (default: empty) environment."""
+    env = env or {}
+    if isinstance(value, str):
+        return _INTERP.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    return value
+
+
+def _gpu(service: dict) -> list[dict]:
+    return service["deploy"]["resources"]["reservations"]["devices"]
+
+
+def test_default_stack_is_chatui_plus_vllm_on_a_gpu():
+    default = {n for n, s in SERVICES.items() if not s.get("profiles")}
+    assert default == {"chatui", "vllm"}
+    vllm = SERVICES["vllm"]
+    assert vllm["image"].startswith("vllm/vllm-openai:")
+    assert any(a.startswith("--model=") for a in vllm["command"])
+    assert _gpu(vllm) == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert "http://127.0.0.1:8000/health" in " ".join(vllm["healthcheck"]["test"])
+    assert vllm["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}"
+
+
+def test_chatui_waits_for_a_healthy_model_server_and_keeps_data_in_a_volume():
+    app = SERVICES["chatui"]
+    assert app["build"]["context"] == "."
+    assert app["depends_on"] == {"vllm": {"condition": "service_healthy"}}
+    env = app["environment"]
+    assert env["CHATUI_ENDPOINT_URL"] == "http://vllm:8000/v1"
+    assert env["HF_TOKEN"] == "${HF_TOKEN:-}"                 # from the host environment
+    assert env["CHATUI_DB_PATH"].startswith("/data/")
+    volume, _, mount = app["volumes"][0].partition(":")
+    assert mount == "/data" and volume in COMPOSE["volumes"]
+    assert interpolate(app["ports"]) == ["7860:7860"]
+
+
+def test_chatui_healthcheck_is_the_dockerfiles():
+    health = Dockerfile.read(ROOT / "Dockerfile").stages[-1].all("HEALTHCHECK")[0].args
+    test = SERVICES["chatui"]["healthcheck"]["test"]
+    assert test[0] == "CMD" and health == "CMD " + " ".join(
+        f'"{a}"' if " " in a else a for a in test[1:])
+
+
+def test_tgi_is_a_profile_with_its_own_chatui():
+    tgi, app = SERVICES["tgi"], SERVICES["chatui-tgi"]
+    assert tgi["profiles"] == ["tgi"] and app["profiles"] == ["tgi"]
+    assert tgi["image"].startswith("ghcr.io/huggingface/text-generation-inference:")
+    assert any(a.startswith("--model-id=") for a in tgi["command"])
+    assert _gpu(tgi)[0]["capabilities"] == ["gpu"]
+    assert "/health" in " ".join(tgi["healthcheck"]["test"])
+    assert app["depends_on"] == {"tgi": {"condition": "service_healthy"}}
+    assert app["environment"]["CHATUI_ENDPOINT_URL"] == "http://tgi:80/v1"
+
+
+@pytest.mark.parametrize("service", ["chatui", "chatui-tgi"])
+def test_the_app_reads_the_compose_environment_as_intended(service):
+    env = interpolate(SERVICES[service]["environment"], {"MODEL": "org/served-model"})
+    model_arg = next(a for a in interpolate(
+        SERVICES["vllm" if service == "chatui" else "tgi"]["command"], {"MODEL": "org/served-model"})
+        if a.startswith(("--served-model-name=", "--model-id=")))
+    settings = load_settings(ROOT / "spaces.yaml", env=env)
+    remote = settings.models[0]
+    assert settings.default_model == remote.name == "org/served-model"
+    assert remote.model_id == model_arg.split("=", 1)[1]     # the name the server answers to
+    assert remote.endpoint_url == env["CHATUI_ENDPOINT_URL"] and remote.type == "openai"
+    assert len(settings.models) > 1                            # the bundled CPU model stays
+    assert settings.storage.db_path == "/data/chatui.db"
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+def test_docker_compose_validates_the_file_when_available():
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("the docker compose plugin is not installed")
+    r = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config",
+                        "-q"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -194,3 +195,4 @@ def test_replayed_dockerfile_installs_starts_and_passes_its_healthcheck(tmp_path
                       f" {secs:.0f}s" for stage, cmd, secs in replay.ran)
     print(f"\nreplay: build {build_s:.0f}s ({steps}); start to healthy {start_s:.0f}s",
           file=sys.stderr)
+    shutil.rmtree(tmp_path / "root", ignore_errors=True)  # ~1 GB of venvs and wheels

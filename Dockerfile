@@ -26,7 +26,8 @@ RUN apt-get update \
 # llama-cpp-python has no wheel on PyPI. Portable CPU flags: the native build (-march=native of
 # the build machine) segfaults on other CPUs, and a Space builds on one machine, runs on another.
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
 WORKDIR /build
 # Only pyproject.toml: the dependency layers rebuild when dependencies change, not when code does.
 COPY pyproject.toml ./
@@ -41,7 +42,8 @@ FROM ${PYTHON_IMAGE} AS deps
 RUN useradd -m -u 1000 user \
     && mkdir -p /data /home/user/app \
     && chown user:user /data /home/user/app
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
 RUN --mount=type=bind,from=builder,source=/wheels,target=/tmp/wheels \
     pip install --no-cache-dir --no-index --find-links=/tmp/wheels -r /tmp/wheels/requirements.txt
 

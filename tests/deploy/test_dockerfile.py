@@ -8,14 +8,12 @@ commands a Space or `docker build` runs are the ones proven here.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest

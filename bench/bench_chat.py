@@ -599,6 +599,8 @@ def ratio(a, b):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="~1 minute smoke run")
+    ap.add_argument("--samples", type=int, default=None,
+                    help="samples per path at concurrency 1 (more = tighter TTFT p50)")
     ap.add_argument("--skip-llama", action="store_true", help="synthetic upstream only")
     ap.add_argument("--streams", type=int, default=32)
     ap.add_argument("--out", default=str(RESULTS))
@@ -611,6 +613,9 @@ def main(argv=None) -> int:
         plans = {"synthetic": dict(n1=4000, samples1=5, nc=500, streams=streams,
                                    warm_round=16),
                  "llama": dict(n1=64, samples1=5, nc=16, streams=streams)}
+    if args.samples:
+        for plan in plans.values():
+            plan["samples1"] = args.samples
     upstreams = ["synthetic"] + ([] if args.skip_llama else ["llama"])
 
     procs = Procs()

@@ -54,7 +54,9 @@ class StorageSettings(_Section):
     feedback_repo: str | None = Field(
         None, description="Hub dataset repo that receives feedback JSONL (CommitScheduler).")
     feedback_every_minutes: float = Field(5.0, gt=0)
-    feedback_folder: str = Field("data/feedback", description="Local folder pushed to the Hub.")
+    feedback_folder: str | None = Field(
+        None, description="Local folder pushed to the Hub (default: feedback/ beside the database, "
+                          "so it lives in the same volume).")
 
 
 class SpaceSettings(_Section):

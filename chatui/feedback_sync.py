@@ -109,7 +109,7 @@ def start_feedback_sync(storage: Any, *, token: str | None = None,
     repo = getattr(storage, "feedback_repo", None)
     if not repo:
         return None
-    folder = Path(storage.feedback_folder).resolve()
+    folder = Path(storage.feedback_folder or Path(storage.db_path).parent / "feedback").resolve()
     db = Path(db_path or storage.db_path).resolve()
     if db == folder or folder in db.parents:
         raise ValueError(f"storage.feedback_folder {folder} must not contain the SQLite "

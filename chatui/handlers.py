@@ -23,7 +23,7 @@ from .identity import IdentityError, new_token, user_from
 from .limits import LimitExceeded, UserLimits
 from .render import STOPPED_MARK, assistant_view
 from .store import NotFound, StoreError
-from .streaming import coalesce
+from .streaming import LoadAdaptiveInterval, coalesce
 
 log = logging.getLogger(__name__)
 REASONS = ["incorrect", "unhelpful", "unsafe", "other"]
@@ -48,7 +48,7 @@ class Handlers:
     def __init__(self, service: ChatService, history: History, update_interval: float = 0.025):
         self.service = service
         self.history = history
-        self.update_interval = update_interval
+        self.update_interval = LoadAdaptiveInterval(base=update_interval)
         self.limits = service.settings.limits
         self.user_limits = UserLimits(self.limits.messages_per_minute,
                                       self.limits.max_concurrent_per_user)
@@ -104,7 +104,7 @@ class Handlers:
         yield shown, session, info
         assistant: list = []
         try:
-            with self.user_limits.generating(user_id):
+            with self.user_limits.generating(user_id), self.update_interval:
                 async with asyncio.timeout(self.limits.generation_timeout):
                     async for assistant in coalesce(self.service.respond(req, result),
                                                     self.update_interval):
@@ -120,7 +120,8 @@ class Handlers:
         finally:
             # Runs on completion, error and cancellation alike: the answer is never lost.
             try:
-                msg_id = self.history.finish(user_id, turn, result, backend.name, backend.type)
+                msg_id = await asyncio.shield(asyncio.to_thread(
+                    self.history.finish, user_id, turn, result, backend.name, backend.type))
                 session["ids"] = session["ids"] + [msg_id] * max(len(assistant), 1)
                 info["assistant_message_id"] = msg_id
             except StoreError as e:
@@ -144,7 +145,9 @@ class Handlers:
         user_id = self.user(token, profile)
         conv = session.get("conv") if history else None
         self.admit(user_id, len(session.get("ids") or []) if conv else 0)
-        turn = self.history.start(user_id, conv, message, model, system_prompt or "")
+        # SQLite work runs in a thread: the event loop relays everyone's tokens meanwhile.
+        turn = await asyncio.to_thread(self.history.start, user_id, conv, message, model,
+                                       system_prompt or "")
         if turn.conversation_id != conv:
             history = []  # a new conversation: nothing before this message belongs to it
         shown = history + [{"role": "user", "content": message}]
@@ -165,7 +168,8 @@ class Handlers:
             return
         self.admit(user_id, last)
         try:
-            turn = self.history.retry(user_id, session["conv"], ids[last])
+            turn = await asyncio.to_thread(self.history.retry, user_id, session["conv"],
+                                           ids[last])
         except NotFound:
             raise gr.Error("This conversation is not available.") from None
         async for out in self._run(user_id, turn, history[: last + 1], session, model,
@@ -189,7 +193,8 @@ class Handlers:
         self.check_message(text)
         self.admit(user_id, index)
         try:
-            turn = self.history.edit(user_id, session["conv"], ids[index], text)
+            turn = await asyncio.to_thread(self.history.edit, user_id, session["conv"],
+                                           ids[index], text)
         except NotFound:
             raise gr.Error("This conversation is not available.") from None
         shown = history[:index] + [{"role": "user", "content": text}]

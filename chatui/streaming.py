@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
-async def coalesce(source: AsyncIterator[T], interval: float = 0.025) -> AsyncIterator[T]:
+async def coalesce(source: AsyncIterator[T],
+                   interval: float | Callable[[], float] = 0.025) -> AsyncIterator[T]:
     """Yield the newest item from `source` at most once per `interval` seconds.
+
+    `interval` may be a function, read before each update (see `LoadAdaptiveInterval`).
 
     Items are snapshots (each replaces the previous), so skipping intermediate ones loses
     nothing. A background reader keeps consuming the source, so a pending item is flushed
@@ -59,7 +63,8 @@ async def coalesce(source: AsyncIterator[T], interval: float = 0.025) -> AsyncIt
             else:
                 item = got
             item = drain(item, state)
-            wait = interval - (time.perf_counter() - last_sent)
+            wait = (interval() if callable(interval) else interval) - (
+                time.perf_counter() - last_sent)
             if wait > 0 and not state["finished"] and state["failure"] is None:
                 await asyncio.sleep(wait)
                 item = drain(item, state)
@@ -87,3 +92,29 @@ async def coalesce(source: AsyncIterator[T], interval: float = 0.025) -> AsyncIt
 class _Failure:
     def __init__(self, error: BaseException):
         self.error = error
+
+
+class LoadAdaptiveInterval:
+    """Update interval that grows with the number of answers streaming at once.
+
+    Each update costs CPU proportional to the whole chat (Gradio diffs it), so with many
+    concurrent streams a fixed 25 ms interval saturates the CPU and delays everyone's first
+    token. Alone: `base`; beyond `per_core_streams` streams the interval grows linearly,
+    up to `cap` (still several updates a second: text keeps flowing)."""
+
+    def __init__(self, base: float = 0.025, cap: float = 0.25, free_streams: int = 4):
+        self.base, self.cap, self.free_streams = base, cap, free_streams
+        self.active = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return min(self.cap, self.base * max(1.0, self.active / self.free_streams))
+
+    def __enter__(self):
+        with self._lock:
+            self.active += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.active -= 1

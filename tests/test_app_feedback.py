@@ -154,3 +154,37 @@ def test_bob_cannot_continue_alices_conversation_through_session_state(app, tmp_
     assert info2["conversation_id"] != info["conversation_id"]
     assert len(rows(db, "SELECT * FROM messages WHERE conversation_id = ?",
                     info["conversation_id"])) == 2
+
+
+def test_stopped_answer_is_stored_with_its_partial_text(app):
+    """Cancelling the job (what the stop button does) aborts generation; the partial answer
+    is stored with finish_reason 'stopped'."""
+    import time
+
+    url, db = app
+    client = Client(url, verbose=False)
+    job = client.submit("Write a very long essay about the history of bridges.", [], "smol",
+                        "", 0.7, 0.9, 1000, False, ALICE, api_name="/chat")
+    info = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        outs = job.outputs()
+        if outs and len(outs[-1][0]) >= 2:
+            chat = outs[-1][0]
+            words = "".join(p.get("text", "") for p in chat[-1]["content"]).split() \
+                if isinstance(chat[-1]["content"], list) else str(chat[-1]["content"]).split()
+            if len(words) >= 5:
+                info = outs[-1][1]
+                break
+        time.sleep(0.05)
+    assert info, "no streamed text to stop"
+    job.cancel()
+    for _ in range(100):
+        stored = rows(db, "SELECT content, finish_reason, completion_tokens FROM messages "
+                          "WHERE parent_id = ? AND role = 'assistant'", info["user_message_id"])
+        if stored:
+            break
+        time.sleep(0.1)
+    assert len(stored) == 1 and stored[0]["finish_reason"] == "stopped"
+    assert len(stored[0]["content"].split()) >= 5
+    assert len(stored[0]["content"].split()) < 600  # it did not run to 1000 tokens

@@ -118,3 +118,15 @@ def test_refuses_a_folder_that_contains_the_database(tmp_path):
                          feedback_folder=str(tmp_path / "data"))
     with pytest.raises(ValueError, match="must not contain the SQLite database"):
         start_feedback_sync(st, scheduler_factory=FakeScheduler)
+
+
+def test_default_folder_is_beside_the_database(tmp_path):
+    """In Docker/Spaces only /data persists: the pushed folder must live next to the DB."""
+    storage = StorageSettings(db_path=str(tmp_path / "vol" / "chat.db"), feedback_repo="me/fb")
+    sink = start_feedback_sync(storage, scheduler_factory=FakeScheduler)
+    try:
+        assert FakeScheduler.instances[-1].kwargs["folder_path"] in (
+            tmp_path / "vol" / "feedback", str(tmp_path / "vol" / "feedback"))
+        assert sink.path.parent == tmp_path / "vol" / "feedback"
+    finally:
+        sink.stop()

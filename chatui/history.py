@@ -99,27 +99,26 @@ class History:
         user_msg = self.store.add_message(user_id, conv_id, "user", message, parent_id=LEAF)
         return Turn(conv_id, user_msg, _prompt(branch), new, ids=ids)
 
-    def retry(self, user_id: str, conv_id: str, user_message_id: str) -> Turn:
-        """Another answer to an existing user message: a sibling of the previous answers."""
+    def _before(self, user_id: str, conv_id: str, user_message_id: str
+                ) -> tuple[dict, list[dict], list]:
+        """A user message of this conversation, the branch before it, and its display ids."""
         msg = self.store.get_message(user_id, user_message_id)
         if msg["role"] != "user":
             raise NotFound("no such message")
-        branch = self.store.branch(user_id, conv_id, leaf_id=user_message_id)
-        before = branch[:-1]
-        _, ids = _view(before)
+        before = self.store.branch(user_id, conv_id, leaf_id=user_message_id)[:-1]
+        return msg, before, _view(before)[1]
+
+    def retry(self, user_id: str, conv_id: str, user_message_id: str) -> Turn:
+        """Another answer to an existing user message: a sibling of the previous answers."""
+        _, before, ids = self._before(user_id, conv_id, user_message_id)
         self.store.set_current_leaf(user_id, conv_id, user_message_id, descend=False)
         return Turn(conv_id, user_message_id, _prompt(before), ids=ids)
 
     def edit(self, user_id: str, conv_id: str, user_message_id: str, new_text: str) -> Turn:
         """An edited user message: a sibling of the original under the same parent."""
-        old = self.store.get_message(user_id, user_message_id)
-        if old["role"] != "user":
-            raise NotFound("no such message")
-        branch = self.store.branch(user_id, conv_id, leaf_id=user_message_id)
-        before = branch[:-1]
-        _, ids = _view(before)
-        parent = old["parent_id"]
-        msg = self.store.add_message(user_id, conv_id, "user", new_text, parent_id=parent)
+        old, before, ids = self._before(user_id, conv_id, user_message_id)
+        msg = self.store.add_message(user_id, conv_id, "user", new_text,
+                                     parent_id=old["parent_id"])
         return Turn(conv_id, msg, _prompt(before), ids=ids)
 
     def undo(self, user_id: str, conv_id: str, user_message_id: str) -> bool:

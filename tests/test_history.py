@@ -1,0 +1,117 @@
+"""history.py over a real SQLite store: turns, retry/edit branches, undo, votes on reload."""
+
+import pytest
+
+from chatui.chat import TurnResult
+from chatui.history import History, title_from
+from chatui.store import NotFound, Store
+
+U, OTHER = "anon:u", "anon:other"
+
+
+@pytest.fixture
+def history(tmp_path):
+    store = Store(tmp_path / "h.db")
+    yield History(store)
+    store.close()
+
+
+def answer(h: History, turn, text: str, finish="stop"):
+    return h.finish(U, turn, TurnResult(text=text, finish_reason=finish, ttft=0.1, duration=1.0,
+                                        params={"temperature": 0.5}), "m", "llamacpp")
+
+
+def test_turns_build_the_prompt_from_the_stored_branch(history):
+    t1 = history.start(U, None, "first question", "m", "sys")
+    assert t1.new_conversation and t1.prompt_history == []
+    answer(history, t1, "first answer")
+    t2 = history.start(U, t1.conversation_id, "second question", "m", "sys")
+    assert t2.conversation_id == t1.conversation_id and not t2.new_conversation
+    assert t2.prompt_history == [{"role": "user", "content": "first question"},
+                                 {"role": "assistant", "content": "first answer"}]
+    assert history.conversations(U) == [("first question", t1.conversation_id)]
+
+
+def test_retry_adds_a_sibling_answer_and_edit_a_sibling_question(history):
+    t1 = history.start(U, None, "q1", "m", "")
+    a1 = answer(history, t1, "a1")
+    t2 = history.start(U, t1.conversation_id, "q2", "m", "")
+    a2 = answer(history, t2, "a2")
+    # retry q2: same user message, the model sees only q1/a1 before it
+    r = history.retry(U, t1.conversation_id, t2.user_message_id)
+    assert r.user_message_id == t2.user_message_id
+    assert r.prompt_history == [{"role": "user", "content": "q1"},
+                                {"role": "assistant", "content": "a1"}]
+    a2b = answer(history, r, "a2 again")
+    siblings = history.store.siblings(U, a2b)
+    assert {s["id"] for s in siblings} == {a2, a2b}
+    # edit q2: a new user message beside q2, the old branch stays in the tree
+    e = history.edit(U, t1.conversation_id, t2.user_message_id, "q2 edited")
+    assert e.user_message_id != t2.user_message_id and e.prompt_history == r.prompt_history
+    answer(history, e, "a2 for the edit")
+    shown, ids, votes = history.load(U, t1.conversation_id)
+    assert [m["content"] for m in shown] == ["q1", "a1", "q2 edited", "a2 for the edit"]
+    assert ids[:2] == [t1.user_message_id, a1] and len(ids) == len(shown)
+    assert len(votes) == sum(m["role"] == "assistant" for m in shown)
+    assert history.store.get_message(U, a2)["content"] == "a2"  # nothing overwritten
+
+
+def test_editing_the_first_message_makes_a_new_root(history):
+    t1 = history.start(U, None, "hello", "m", "")
+    answer(history, t1, "hi")
+    e = history.edit(U, t1.conversation_id, t1.user_message_id, "hello again")
+    assert e.prompt_history == []
+    answer(history, e, "hi again")
+    shown, _, _ = history.load(U, t1.conversation_id)
+    assert [m["content"] for m in shown] == ["hello again", "hi again"]
+
+
+def test_undo_moves_the_branch_back_without_deleting(history):
+    t1 = history.start(U, None, "q1", "m", "")
+    answer(history, t1, "a1")
+    t2 = history.start(U, t1.conversation_id, "q2", "m", "")
+    answer(history, t2, "a2")
+    assert history.undo(U, t1.conversation_id, t2.user_message_id) is True
+    shown, _, _ = history.load(U, t1.conversation_id)
+    assert [m["content"] for m in shown] == ["q1", "a1"]
+    assert history.store.get_message(U, t2.user_message_id)["content"] == "q2"
+    assert history.undo(U, t1.conversation_id, t1.user_message_id) is False  # first message
+
+
+def test_stopped_and_failed_answers_keep_their_text_and_show_it(history):
+    t = history.start(U, None, "q", "m", "")
+    answer(history, t, "partial", finish="stopped")
+    t2 = history.start(U, t.conversation_id, "q2", "m", "")
+    history.finish(U, t2, TurnResult(text="half", finish_reason="error", error="server died"),
+                   "m", "openai")
+    shown, _, _ = history.load(U, t.conversation_id)
+    contents = [m["content"] for m in shown]
+    assert contents[1].startswith("partial") and "Stopped" in contents[1]
+    assert contents[3] == "half" and "server died" in contents[4]
+    # the model is re-sent the partial text, not the marks
+    t3 = history.start(U, t.conversation_id, "q3", "m", "")
+    assert [m["content"] for m in t3.prompt_history] == ["q", "partial", "q2", "half"]
+
+
+def test_votes_show_on_reload_and_other_users_get_not_found(history):
+    t = history.start(U, None, "q", "m", "")
+    a = answer(history, t, "a")
+    history.rate(U, a, False, "incorrect", "  wrong  ")
+    _, _, votes = history.load(U, t.conversation_id)
+    assert votes == ["Dislike"]  # one entry per assistant message, as Gradio wants
+    assert history.store.get_feedback(U, a)["comment"] == "wrong"
+    for call in (lambda: history.load(OTHER, t.conversation_id),
+                 lambda: history.retry(OTHER, t.conversation_id, t.user_message_id),
+                 lambda: history.rate(OTHER, a, True),
+                 lambda: history.rename(OTHER, t.conversation_id, "x")):
+        with pytest.raises(NotFound):
+            call()
+    # a chat naming someone else's conversation starts a new one instead of writing into it
+    t_other = history.start(OTHER, t.conversation_id, "sneaky", "m", "")
+    assert t_other.conversation_id != t.conversation_id and t_other.new_conversation
+
+
+def test_title_from_first_message():
+    assert title_from("  hello   world \n") == "hello world"
+    long = title_from("x" * 200)
+    assert len(long) == 60 and long.endswith("…")

@@ -29,6 +29,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
     import httpx
 
@@ -72,11 +82,7 @@ def llama_server(gguf_path):
     """A real `python -m llama_cpp.server` serving the bundled GGUF on loopback."""
     proc, url = start_llama_server(gguf_path)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -140,8 +146,4 @@ def start_app(tmp_dir: Path, config: str | None = None, extra_env: dict | None =
 def app_url(tmp_path_factory):
     proc, url = start_app(tmp_path_factory.mktemp("app"))
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)

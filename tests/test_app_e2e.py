@@ -58,7 +58,6 @@ def test_two_clients_stream_at_the_same_time(app_url):
         tokens = [t for t, o in snaps if len(o) > 1 and text_of(o[-1])]
         results[name] = (tokens[0], snaps[-1][0], text_of(final[-1]), time.perf_counter())
 
-    start = time.perf_counter()
     threads = [threading.Thread(target=run, args=(n, q)) for n, q in
                [("a", "Describe a forest."), ("b", "Describe the sea.")]]
     for t in threads:

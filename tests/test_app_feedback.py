@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from tests.conftest import ROOT, start_app
+from tests.conftest import ROOT, start_app, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +23,7 @@ def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("feedback-app")
     proc, url = start_app(tmp)
     yield url, tmp / "chat.db"
-    proc.terminate()
-    proc.wait(10)
+    stop_process(proc)
 
 
 def ask(client, message, token, history=None, max_new_tokens=16):

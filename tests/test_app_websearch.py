@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from gradio_client import Client
 
-from tests.conftest import start_app
+from tests.conftest import start_app, stop_process
 from tests.wire import WireServer
 
 pytestmark = pytest.mark.slow
@@ -115,8 +115,7 @@ models:
     try:
         chat, info, titles = run(url, "How long is the Zorblax Bridge?", "smol")
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
     assert site.queries, "the search engine was never asked"
     assert any(t.startswith("Searching") for t in titles), titles
     assert any(t.startswith("Reading") or t.startswith("Read") for t in titles), titles
@@ -146,8 +145,7 @@ models:
         try:
             chat, info, titles = run(url, "How long is the Zorblax Bridge?", "wire")
         finally:
-            proc.terminate()
-            proc.wait(10)
+            stop_process(proc)
         answer_req = upstream.config.requests[-1]
     system = answer_req["messages"][0]
     assert system["role"] == "system"

@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-from backends.base import GenerationParams
 from backends.remote import RemoteBackend
 from tests import conformance as c
 from tests.conftest import free_port, start_llama_server

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from tests.conftest import start_app
+from tests.conftest import start_app, stop_process
 from tests.wire import WireServer
 
 pytestmark = pytest.mark.slow
@@ -87,5 +87,4 @@ def test_64_clients_limits_hold_and_nothing_is_lost(tmp_path):
             print(f"\n64 clients x {TRIES} messages: {elapsed:.1f} s, "
                   f"{len(oks)} answers, {len(refusals)} refused")
         finally:
-            proc.terminate()
-            proc.wait(10)
+            stop_process(proc)

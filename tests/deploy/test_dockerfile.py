@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from chatui.space import APP_FILES, SPACE_PORT
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, stop_process
 from tests.deploy.dockerfile import DockerIgnore, Dockerfile, Replayer, classify_run, mounts
 
 DOCKERFILE = Dockerfile.read(ROOT / "Dockerfile")
@@ -183,11 +183,7 @@ def test_replayed_dockerfile_installs_starts_and_passes_its_healthcheck(tmp_path
         assert probe.returncode == 0
         assert (tmp_path / "state" / "chatui.db").exists()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
     steps = "; ".join(f"{stage}: {cmd.split()[0]} {cmd.split()[1] if len(cmd.split()) > 1 else ''}"
                       f" {secs:.0f}s" for stage, cmd, secs in replay.ran)

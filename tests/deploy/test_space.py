@@ -20,7 +20,7 @@ import yaml
 
 from chatui import cli, space
 from chatui.config import load_settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, stop_process
 
 
 def front_matter(readme: Path) -> tuple[dict, str]:
@@ -174,11 +174,7 @@ def test_app_starts_from_the_built_folder(tmp_path):
             # It ran the folder's own code, not this checkout's.
             assert (out / "chatui" / "__pycache__").is_dir()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 

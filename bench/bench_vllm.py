@@ -79,13 +79,7 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
+from _common import ROOT  # noqa: E402  (repo on sys.path, offline env)
 
 TOPICS = ["the history of the printing press", "how vaccines train the immune system",
           "why the sky is blue", "the rules of chess", "how a CPU executes instructions",

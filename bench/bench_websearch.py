@@ -20,14 +20,12 @@ import multiprocessing
 import os
 import platform
 import statistics
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT  # noqa: E402  (repo on sys.path, offline env)
 
 from chatui.config import WebSearchSettings  # noqa: E402
 from chatui.websearch.evaluate import DATA_DIR, evaluate  # noqa: E402

@@ -177,16 +177,19 @@ class Handlers:
                                    web_search, _content_text(history[last])):
             yield out
 
-    async def edit(self, history: list, model: str, system_prompt: str, temperature: float,
-                   top_p: float, max_new_tokens: float, web_search: bool, token: str,
-                   session: dict | None, evt: gr.EditData,
-                   profile: gr.OAuthProfile | None = None):
+    @staticmethod
+    def stash_edit(evt: gr.EditData) -> dict:
+        index = evt.index if isinstance(evt.index, int) else evt.index[0]
+        return {"index": index, "text": str(evt.value or "")}
+
+    async def edit(self, history: list, edit: dict | None, model: str, system_prompt: str,
+                   temperature: float, top_p: float, max_new_tokens: float, web_search: bool,
+                   token: str, session: dict | None, profile: gr.OAuthProfile | None = None):
         """An edited user message becomes a sibling branch and gets a fresh answer."""
         history, session = list(history or []), session or new_session()
         user_id = self.user(token, profile)
-        index = evt.index if isinstance(evt.index, int) else evt.index[0]
+        index, text = (edit or {}).get("index", -1), (edit or {}).get("text", "").strip()
         ids = session.get("ids") or []
-        text = str(evt.value or "").strip()
         if not (0 <= index < len(ids)) or _role(history[index]) != "user" or not text:
             yield history, session, {}
             return
@@ -232,6 +235,37 @@ class Handlers:
         elif history:
             history.append({"role": "assistant", "content": STOPPED_MARK})
         return history
+
+    # -- sibling answers (after retries) -------------------------------------------------
+    def answer_nav(self, token: str, session: dict | None,
+                   profile: gr.OAuthProfile | None = None):
+        """Show "◀ 2 / 3 ▶" under the chat when the last answer has siblings."""
+        ids = (session or {}).get("ids") or []
+        if not (session or {}).get("conv") or not ids:
+            return gr.update(visible=False), ""
+        try:
+            pos, count = self.history.answer_position(self.user(token, profile), ids[-1])
+        except NotFound:
+            return gr.update(visible=False), ""
+        return gr.update(visible=count > 1), f"Answer **{pos} / {count}**"
+
+    def switch_answer(self, step: int, token: str, session: dict | None,
+                      profile: gr.OAuthProfile | None = None):
+        """Show the previous/next answer to the last question (and what followed it)."""
+        session = session or new_session()
+        ids = session.get("ids") or []
+        if not session.get("conv") or not ids:
+            return gr.update(), session, gr.update(), gr.update()
+        user_id = self.user(token, profile)
+        try:
+            if self.history.switch_answer(user_id, session["conv"], ids[-1], step) is None:
+                return gr.update(), session, gr.update(), gr.update()
+            messages, new_ids, votes = self.history.load(user_id, session["conv"])
+        except NotFound:
+            raise gr.Error("This conversation does not exist.", title="Not found") from None
+        session = {"conv": session["conv"], "ids": new_ids}
+        nav, label = self.answer_nav(token, session, profile)
+        return gr.Chatbot(messages, feedback_value=votes), session, nav, label
 
     # -- conversations -------------------------------------------------------------------
     def conversations(self, token: str, profile: gr.OAuthProfile | None = None) -> list:

@@ -73,6 +73,23 @@ class History:
         self.store.get_conversation(user_id, conv_id)
         return _view_with_votes(self.store.branch(user_id, conv_id))
 
+    def answer_position(self, user_id: str, message_id: str | None) -> tuple[int, int]:
+        """(1-based position, count) of an answer among its sibling answers."""
+        if not message_id:
+            return 0, 0
+        siblings = self.store.siblings(user_id, message_id)
+        ids = [m["id"] for m in siblings]
+        return (ids.index(message_id) + 1 if message_id in ids else 0), len(ids)
+
+    def switch_answer(self, user_id: str, conv_id: str, message_id: str, step: int) -> str | None:
+        """Show the previous (-1) or next (+1) sibling of an answer; its id, or None at an end."""
+        siblings = [m["id"] for m in self.store.siblings(user_id, message_id)]
+        i = siblings.index(message_id) + step
+        if not 0 <= i < len(siblings):
+            return None
+        self.store.set_current_leaf(user_id, conv_id, siblings[i], descend=True)
+        return siblings[i]
+
     def rename(self, user_id: str, conv_id: str, title: str) -> None:
         self.store.rename_conversation(user_id, conv_id, title_from(title) or "Untitled")
 

@@ -69,6 +69,12 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     feedback_options=("Like", "Dislike"),
                     placeholder=f"**{settings.space.title}** — ask anything. Answers stream "
                                 "from the model you pick above; rate them with 👍 / 👎.")
+                with gr.Row(visible=False, elem_id="answer-nav") as answer_nav:
+                    prev_answer = gr.Button("◀", size="sm", scale=0, min_width=40,
+                                            elem_id="prev-answer")
+                    nav_label = gr.Markdown(elem_id="answer-position")
+                    next_answer = gr.Button("▶", size="sm", scale=0, min_width=40,
+                                            elem_id="next-answer")
                 with gr.Group(visible=False) as reason_box:
                     gr.Markdown("**What was wrong with this answer?** (optional)")
                     reason = gr.Radio(REASONS, label="Reason", show_label=False)
@@ -117,30 +123,42 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         api_button = gr.Button(visible=False)
         api_event = api_button.click(h.chat, [textbox, chatbot, *gen_inputs], gen_outputs,
                                      api_name="chat", show_progress="hidden")
-        retry_event = chatbot.retry(h.retry, [chatbot, *gen_inputs], gen_outputs,
-                                    api_name="retry", show_progress="hidden")
-        chatbot.retry(busy, None, [textbox], **private)
-        edit_event = chatbot.edit(h.edit, [chatbot, *gen_inputs], gen_outputs,
-                                  api_name="edit_ui", api_visibility="private",
-                                  show_progress="hidden")
-        chatbot.edit(busy, None, [textbox], **private)
+        # busy() must land before the answer: chained, not a parallel listener (a fast model
+        # can finish before a parallel busy() arrives and leave the stop button stuck).
+        retry_event = (chatbot.retry(busy, None, [textbox], **private)
+                       .then(h.retry, [chatbot, *gen_inputs], gen_outputs, api_name="retry",
+                             show_progress="hidden"))
+        pending_edit = gr.State(None)  # chained events do not receive the EditData
+        edit_event = (chatbot.edit(h.stash_edit, None, [pending_edit], **private)
+                      .then(busy, None, [textbox], **private)
+                      .then(h.edit, [chatbot, pending_edit, *gen_inputs], gen_outputs,
+                            api_name="edit_ui", api_visibility="private",
+                            show_progress="hidden"))
         generating = [ui_event, api_event, retry_event, edit_event]
         refresh_list = {"fn": h.conversation_choices, "inputs": [token, session],
                         "outputs": [conversations], **private}
+        show_nav = {"fn": h.answer_nav, "inputs": [token, session],
+                    "outputs": [answer_nav, nav_label], **private}
         for event in generating:
-            event.then(idle, None, [textbox], **private).then(**refresh_list)
+            event.then(idle, None, [textbox], **private).then(**refresh_list).then(**show_nav)
+        for button, step in ((prev_answer, -1), (next_answer, 1)):
+            button.click(lambda tok, ses, step=step: h.switch_answer(step, tok, ses),
+                         [token, session], [chatbot, session, answer_nav, nav_label],
+                         **private)
         textbox.stop(h.mark_stopped, [chatbot], [chatbot], cancels=generating, **private
                      ).then(idle, None, [textbox], **private)
-        chatbot.undo(h.undo, [chatbot, token, session], [chatbot, textbox, session], **private)
+        chatbot.undo(h.undo, [chatbot, token, session], [chatbot, textbox, session], **private
+                     ).then(**show_nav)
 
         def start_new():
-            return [], "", new_session(), gr.Radio(value=None)
+            return [], "", new_session(), gr.Radio(value=None), gr.update(visible=False)
 
-        new_chat.click(start_new, None, [chatbot, textbox, session, conversations],
-                       cancels=generating, **private)
-        chatbot.clear(start_new, None, [chatbot, textbox, session, conversations], **private)
+        fresh = [chatbot, textbox, session, conversations, answer_nav]
+        new_chat.click(start_new, None, fresh, cancels=generating, **private)
+        chatbot.clear(start_new, None, fresh, **private)
         conversations.input(h.open_conversation, [conversations, token], [chatbot, session],
-                            cancels=generating, api_name="open_conversation_ui", **private)
+                            cancels=generating, api_name="open_conversation_ui", **private
+                            ).then(**show_nav)
 
         # Feedback: thumbs on any answer; a thumbs-down opens the optional reason box.
         chatbot.like(h.like, [token, session], [reason_box, disliked], **private)
@@ -150,8 +168,7 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         rename_btn.click(h.rename, [conversations, new_title, token], [api_result], **private
                          ).success(**refresh_list)
         delete_btn.click(h.delete, [conversations, token], [api_result], **private
-                         ).success(start_new, None, [chatbot, textbox, session, conversations],
-                                   **private).then(**refresh_list)
+                         ).success(start_new, None, fresh, **private).then(**refresh_list)
 
         # API twins of the sidebar and the thumbs (identity = the caller's token).
         for fn, name in [(h.api_conversations, "conversations"),

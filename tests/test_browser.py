@@ -162,3 +162,53 @@ def test_change_vote_dislike_with_reason_reaches_the_feedback_tab(browser, app_u
     page.wait_for_selector('#chatbot button[aria-label="Disliked"]', timeout=15_000)
     assert "Liked" not in labels(page)
     context.close()
+
+
+def test_retry_then_switch_between_sibling_answers(browser, app_url):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    send(page, "Invent a name for a cat.")
+    wait_answer_done(page)
+    first = bot_text(page)
+    assert not page.is_visible("#answer-nav")  # one answer: nothing to switch
+    page.click('#chatbot button[aria-label="Retry"]')
+    wait_answer_done(page)
+    page.wait_for_selector("#answer-position:has-text('2 / 2')", timeout=15_000)
+    second = bot_text(page)
+    page.click("#prev-answer")
+    page.wait_for_selector("#answer-position:has-text('1 / 2')", timeout=15_000)
+    assert bot_text(page) == first
+    page.click("#next-answer")
+    page.wait_for_selector("#answer-position:has-text('2 / 2')", timeout=15_000)
+    assert bot_text(page) == second
+    context.close()
+
+
+def test_edit_a_question_branches_and_answers_again(browser, app_url):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    send(page, "Name a fruit.")
+    wait_answer_done(page)
+    page.click('#chatbot button[aria-label="Edit"]')
+    page.fill("#chatbot textarea.edit-textarea", "Name a vegetable.")
+    page.click('#chatbot button[aria-label="Submit"]')
+    wait_answer_done(page)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"user\"]')?.innerText"
+        ".includes('Name a vegetable.')", timeout=15_000)
+    assert len(page.query_selector_all('[data-testid="user"]')) == 1
+    assert bot_text(page).strip()
+    # The edited question is a new branch of the same conversation (one sidebar entry).
+    page.reload()
+    page.wait_for_selector("#conversations label", timeout=30_000)
+    titles = [e.inner_text() for e in page.query_selector_all("#conversations label")]
+    assert titles.count("Name a fruit.") == 1
+    page.click("#conversations label:has-text('Name a fruit.')")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"user\"]')?.innerText"
+        ".includes('Name a vegetable.')", timeout=15_000)
+    context.close()

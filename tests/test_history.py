@@ -115,3 +115,18 @@ def test_title_from_first_message():
     assert title_from("  hello   world \n") == "hello world"
     long = title_from("x" * 200)
     assert len(long) == 60 and long.endswith("…")
+
+
+def test_switching_between_sibling_answers(history):
+    t = history.start(U, None, "q", "m", "")
+    a1 = answer(history, t, "first")
+    r = history.retry(U, t.conversation_id, t.user_message_id)
+    a2 = answer(history, r, "second")
+    assert history.answer_position(U, a2) == (2, 2)
+    assert history.switch_answer(U, t.conversation_id, a2, +1) is None  # already the last
+    assert history.switch_answer(U, t.conversation_id, a2, -1) == a1
+    shown, ids, _ = history.load(U, t.conversation_id)
+    assert [m["content"] for m in shown] == ["q", "first"] and ids[-1] == a1
+    assert history.answer_position(U, a1) == (1, 2)
+    with pytest.raises(NotFound):
+        history.switch_answer(OTHER, t.conversation_id, a1, +1)

@@ -97,13 +97,20 @@ def labels(page) -> list[str]:
     return [e.get_attribute("aria-label") for e in page.query_selector_all("#chatbot button")]
 
 
-def test_thumbs_up_persists_after_reload(browser, app_url):
-    context = browser.new_context()  # its own localStorage: its own anonymous user
+def answered_page(browser, app_url, message: str):
+    """A new browser context (its own localStorage: its own anonymous user) that asked
+    `message` and got a complete answer. Returns (context, page)."""
+    context = browser.new_context()
     page = context.new_page()
     page.goto(app_url)
     page.wait_for_selector("#input textarea", timeout=30_000)
-    send(page, "Say hello to the reviewer.")
+    send(page, message)
     wait_answer_done(page)
+    return context, page
+
+
+def test_thumbs_up_persists_after_reload(browser, app_url):
+    context, page = answered_page(browser, app_url, "Say hello to the reviewer.")
     page.click('#chatbot button[aria-label="Like"]')
     page.wait_for_selector('#chatbot button[aria-label="Liked"]', timeout=10_000)
 
@@ -127,12 +134,7 @@ def test_thumbs_up_persists_after_reload(browser, app_url):
 
 
 def test_change_vote_dislike_with_reason_reaches_the_feedback_tab(browser, app_url):
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(app_url)
-    page.wait_for_selector("#input textarea", timeout=30_000)
-    send(page, "Tell me a fact about owls.")
-    wait_answer_done(page)
+    context, page = answered_page(browser, app_url, "Tell me a fact about owls.")
     page.click('#chatbot button[aria-label="Like"]')
     page.wait_for_selector('#chatbot button[aria-label="Liked"]', timeout=10_000)
     page.click('#chatbot button[aria-label="Liked"]')  # remove the vote
@@ -165,12 +167,7 @@ def test_change_vote_dislike_with_reason_reaches_the_feedback_tab(browser, app_u
 
 
 def test_retry_then_switch_between_sibling_answers(browser, app_url):
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(app_url)
-    page.wait_for_selector("#input textarea", timeout=30_000)
-    send(page, "Invent a name for a cat.")
-    wait_answer_done(page)
+    context, page = answered_page(browser, app_url, "Invent a name for a cat.")
     first = bot_text(page)
     assert not page.is_visible("#answer-nav")  # one answer: nothing to switch
     page.click('#chatbot button[aria-label="Retry"]')
@@ -187,12 +184,7 @@ def test_retry_then_switch_between_sibling_answers(browser, app_url):
 
 
 def test_edit_a_question_branches_and_answers_again(browser, app_url):
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(app_url)
-    page.wait_for_selector("#input textarea", timeout=30_000)
-    send(page, "Name a fruit.")
-    wait_answer_done(page)
+    context, page = answered_page(browser, app_url, "Name a fruit.")
     page.click('#chatbot button[aria-label="Edit"]')
     page.fill("#chatbot textarea.edit-textarea", "Name a vegetable.")
     page.click('#chatbot button[aria-label="Submit"]')

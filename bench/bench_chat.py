@@ -46,7 +46,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from _common import ROOT  # noqa: E402  (repo on sys.path, offline env)
+from _common import ROOT, timed_client  # noqa: E402  (repo on sys.path, offline env)
 
 from backends.base import GenerationParams  # noqa: E402
 from backends.remote import RemoteBackend  # noqa: E402
@@ -220,18 +220,6 @@ class TokenCounter:
 
 # --------------------------------------------------------------------------- gradio_client
 
-class _TimedList(list):
-    """job.outputs with the moment each output became visible to user code."""
-
-    def __init__(self):
-        super().__init__()
-        self.times: list[float] = []
-
-    def append(self, item):
-        self.times.append(time.perf_counter())
-        super().append(item)
-
-
 class _TimedDeque(deque):
     """An event's pending SSE messages, logged as they arrive from the socket."""
 
@@ -270,18 +258,8 @@ class _TimedEvents(dict):
 
 
 def make_client(url: str):
-    """A gradio_client Client instrumented to timestamp outputs (no polling of our own)."""
-    from gradio_client import Client
-
-    client = Client(url, verbose=False, download_files=False)
-    orig = client.new_helper
-
-    def new_helper(*args, **kwargs):
-        helper = orig(*args, **kwargs)
-        helper.job.outputs = _TimedList()
-        return helper
-
-    client.new_helper = new_helper
+    """A timed gradio_client Client that also logs SSE message arrival per event."""
+    client = timed_client(url)
     client.pending_messages_per_event = _TimedEvents()
     return client
 

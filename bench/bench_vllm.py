@@ -79,7 +79,7 @@ import time
 import uuid
 from pathlib import Path
 
-from _common import ROOT  # noqa: E402  (repo on sys.path, offline env)
+from _common import ROOT, timed_client  # noqa: E402  (repo on sys.path, offline env)
 
 TOPICS = ["the history of the printing press", "how vaccines train the immune system",
           "why the sky is blue", "the rules of chess", "how a CPU executes instructions",
@@ -354,28 +354,9 @@ def app_driver(spec: dict) -> dict:
     import secrets
     import threading
 
-    from gradio_client import Client
-
-    class TimedList(list):  # job.outputs, with when each output reached this process
-        def __init__(self):
-            super().__init__()
-            self.times: list[float] = []
-
-        def append(self, item):
-            self.times.append(time.perf_counter())
-            super().append(item)
 
     def make_client():
-        client = Client(spec["url"], verbose=False, download_files=False)
-        orig = client.new_helper
-
-        def new_helper(*a, **kw):
-            helper = orig(*a, **kw)
-            helper.job.outputs = TimedList()
-            return helper
-
-        client.new_helper = new_helper
-        return client
+        return timed_client(spec["url"])
 
     def chat_args(client, message: str, token: str) -> tuple:
         values = {"message": message, "history": [], "model": "bench", "system_prompt": "",

@@ -6,6 +6,10 @@ as "pending" and again, same id, as "done" with its duration) and ends with exac
 engine, or pages that all failed end in a result with no sources and a `notice` for the
 user. Only cancellation propagates (the chat layer cancels it when the user stops).
 
+Everything a user reads (step titles, step logs, the notice) is plain language: no
+exception text, no engine name, no internal status codes. A failure is told once, by the
+notice; the step it happened in just ends. Details go to the server log.
+
 Typical use in the chat layer::
 
     async def generate(messages):            # the chat model, full text, no streaming UI
@@ -36,18 +40,30 @@ from chatui.config import WebSearchSettings
 from chatui.websearch.context import Source, build_context
 from chatui.websearch.extract import Page, extract_page
 from chatui.websearch.fetch import FetchResult, SsrfGuard, fetch_pages
-from chatui.websearch.query import build_query_messages, clean_query, fallback_query
+from chatui.websearch.fetch import BAD_TYPE, BLOCKED, OK, TIMEOUT, TOO_LARGE
+from chatui.websearch.query import (build_query_messages, check_query, clean_query,
+                                    fallback_query, keyword_query)
 from chatui.websearch.rank import RankDoc, rank_passages
 from chatui.websearch.search import (DEFAULT_CACHE, SearchOutcome, SearchProvider, TTLCache,
-                                     make_provider, search_web)
+                                     make_provider, notice_for, search_web)
 
-__all__ = ["Step", "WebSearchResult", "run_websearch", "read_pages", "QUERY_TIMEOUT"]
+__all__ = ["Step", "WebSearchResult", "run_websearch", "read_pages", "QUERY_TIMEOUT",
+           "NO_QUERY", "PAGES_UNREADABLE", "NO_TEXT"]
 
 log = logging.getLogger(__name__)
 
 QUERY_TIMEOUT = 20.0  # seconds the chat model may take to write the query
 CONTEXT_OVERHEAD = 1500  # characters of instructions around the sources
 EXTRACT_GRACE = 0.5  # seconds extraction may run past the fetch deadline
+
+# Notices for failures after the search engine answered (its own are in search.NOTICES).
+NO_QUERY = "There was nothing to search for, so this answer uses no sources."
+PAGES_UNREADABLE = "None of the pages found could be read, so this answer uses no sources."
+NO_TEXT = "The pages found had no usable text, so this answer uses no sources."
+
+# What a page's fetch status means to a reader (FetchResult.error is for the log).
+_FETCH_WORDS = {OK: "read", TIMEOUT: "too slow", TOO_LARGE: "too long, read in part",
+                BLOCKED: "not allowed", BAD_TYPE: "not a web page"}
 
 
 @dataclass
@@ -59,12 +75,12 @@ class Step:
     log: str | None = None
 
     def metadata(self) -> dict:
-        """The `metadata` of a gr.ChatMessage showing this step."""
+        """The `metadata` of a gr.ChatMessage showing this step. The log is the message's
+        content (the folded body), not `metadata["log"]`, which Gradio prints beside the
+        title: there it would show the same text a second time."""
         md: dict = {"title": self.title, "status": self.status, "id": self.id}
         if self.duration is not None:
             md["duration"] = round(self.duration, 2)
-        if self.log:
-            md["log"] = self.log
         return md
 
 
@@ -83,12 +99,18 @@ def _host(url: str) -> str:
     return (urlsplit(url).hostname or url).removeprefix("www.")
 
 
-def _fetch_log(pages: list[FetchResult]) -> str:
+def _fetch_log(pages: list[FetchResult], texts: list[Page | None]) -> str:
+    """One plain line per page for the user; the technical reason goes to the log."""
     lines = []
-    for p in pages:
-        mark = "✓" if p.usable else "✗"
-        what = p.status if p.status == "ok" else f"{p.status}: {p.error or ''}".strip(": ")
-        lines.append(f"{mark} {_host(p.url)} — {what} ({p.elapsed:.2f} s)")
+    for p, page in zip(pages, texts):
+        if p.usable and page is None:
+            what = "no readable text"
+        else:
+            what = _FETCH_WORDS.get(p.status, "could not be read")
+        if p.status != OK or page is None:
+            log.info("page %s: %s (%s)", p.url, p.status, p.error)
+        lines.append(f"{'✓' if page is not None else '✗'} {_host(p.url)} — {what} "
+                     f"({p.elapsed:.2f} s)")
     return "\n".join(lines)
 
 
@@ -135,15 +157,23 @@ async def read_pages(urls: list[str], settings: WebSearchSettings, *,
 
 async def _write_query(question: str, history: list[dict], today: _dt.date,
                        generate: Callable[[list[dict]], Awaitable[str]]) -> tuple[str, str | None]:
+    """(query, a plain note for the step log or None). The model's query is kept only if
+    it keeps the question's numbers and names (query.check_query); else key words."""
     try:
         text = await asyncio.wait_for(generate(build_query_messages(history, question, today)),
                                       QUERY_TIMEOUT)
     except asyncio.TimeoutError:
-        return fallback_query(question), "The model took too long; using your question."
+        log.warning("search query writing took over %.0f s; searching the question", QUERY_TIMEOUT)
+        return fallback_query(question), "Searched with your own words."
     except Exception as e:
-        log.info("query generation failed: %s", e)
-        return fallback_query(question), f"The model failed ({type(e).__name__}); using your question."
+        log.warning("search query writing failed; searching the question", exc_info=e)
+        return fallback_query(question), "Searched with your own words."
     query = clean_query(text if isinstance(text, str) else "", question)
+    problem = check_query(query, question, history, today)
+    if problem:
+        keywords = keyword_query(question, history)
+        log.info("model query %r dropped (%s); searching %r", query, problem, keywords)
+        return keywords, "Searched with the key words of your question."
     return query, None
 
 
@@ -168,7 +198,7 @@ async def _run(question: str, history: list[dict], settings: WebSearchSettings, 
         query = fallback_query(question)
     state["query"] = query
     if not query:
-        yield WebSearchResult(query="", notice="There was nothing to search for.")
+        yield WebSearchResult(query="", notice=NO_QUERY)
         return
 
     # 2. search
@@ -179,11 +209,12 @@ async def _run(question: str, history: list[dict], settings: WebSearchSettings, 
     outcome: SearchOutcome = await search_web(provider, query, settings, cache=cache)
     results = outcome.results[: settings.max_results]
     slog = "\n".join(f"{i}. {r.title} — {_host(r.url)}" for i, r in enumerate(results, 1))
-    if outcome.cached:
-        slog = (slog + "\n(cached)").strip()
-    yield Step("search", title, "done", time.perf_counter() - t, slog or outcome.notice)
+    if outcome.cached and slog:
+        slog += "\n(from a recent identical search)"
+    # A failed search ends its step without a log: the notice says it, once.
+    yield Step("search", title, "done", time.perf_counter() - t, slog or None)
     if not results:
-        yield WebSearchResult(query=query, notice=outcome.notice or "The web search found no results.")
+        yield WebSearchResult(query=query, notice=outcome.notice or notice_for("no_results"))
         return
 
     # 3. fetch + extract
@@ -195,10 +226,9 @@ async def _run(question: str, history: list[dict], settings: WebSearchSettings, 
                                       guard=guard)
     n_ok = sum(p is not None for p in pages)
     yield Step("fetch", title, "done", time.perf_counter() - t,
-               f"{n_ok} of {len(results)} readable\n{_fetch_log(fetched)}")
+               f"{n_ok} of {len(results)} readable\n{_fetch_log(fetched, pages)}")
     if not n_ok:
-        yield WebSearchResult(query=query, notice="None of the result pages could be read "
-                                                  "(timeouts, blocked or non-HTML pages).")
+        yield WebSearchResult(query=query, notice=PAGES_UNREADABLE)
         return
 
     # 4. rank
@@ -229,7 +259,7 @@ async def _run(question: str, history: list[dict], settings: WebSearchSettings, 
     yield Step("rank", done_title, "done", time.perf_counter() - t,
                "\n".join(f"[{s.index}] {s.title}" for s in sources) or None)
     if not sources:
-        yield WebSearchResult(query=query, notice="The pages found had no usable text.")
+        yield WebSearchResult(query=query, notice=NO_TEXT)
         return
     yield WebSearchResult(query=query, sources=sources,
                           context=build_context(query, sources, today=today))
@@ -275,12 +305,12 @@ async def run_websearch(
             yield ev
     except (asyncio.CancelledError, GeneratorExit):
         raise
-    except Exception as e:
+    except Exception:
         log.exception("web search failed")
         if finished:
             return
         step = state.get("step")
-        if step is not None:
-            yield Step(step.id, step.title, "done", None, f"failed: {type(e).__name__}")
+        if step is not None:  # end the step quietly: the notice tells the user, once
+            yield Step(step.id, step.title, "done", None, None)
         yield WebSearchResult(query=state.get("query") or fallback_query(question),
-                              notice=f"The web search failed ({type(e).__name__}).")
+                              notice=notice_for("unavailable"))

@@ -10,13 +10,19 @@ Two layers:
 * `search_web(provider, query, settings)` is what the pipeline calls. It adds the
   per-(provider, query) TTL cache, a timeout, URL de-duplication and the allow/block
   domain lists, and it **never raises**: it returns a `SearchOutcome(results, notice)`
-  where `notice` is a short user-facing sentence when something went wrong (no results,
+  where `notice` is one plain user-facing sentence when something went wrong (no results,
   engine unreachable, rate limited) and None otherwise.
+
+What the user reads never carries internals: no exception text, URL or engine name (a
+user does not know or care which engine the operator configured). The sentences are the
+`NOTICES` below, picked by the failure's *kind*; the detail goes to the server log
+(`logging.warning`, with the exception).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,8 +36,24 @@ from chatui.config import WebSearchSettings
 __all__ = [
     "SearchResult", "SearchOutcome", "SearchProvider", "SearchError", "DdgsProvider",
     "SearxngProvider", "TTLCache", "search_web", "domain_allowed", "host_matches",
-    "make_provider", "DEFAULT_CACHE",
+    "make_provider", "DEFAULT_CACHE", "NOTICES", "notice_for",
 ]
+
+log = logging.getLogger(__name__)
+
+# The sentences a user may see when the search itself fails (kind -> sentence). Each says
+# what happened in plain words and what it means for the answer.
+NOTICES = {
+    "unavailable": "Web search is unavailable right now, so this answer uses no sources.",
+    "rate_limited": "Web search is busy right now, so this answer uses no sources. "
+                    "Try again in a minute.",
+    "timeout": "Web search took too long to answer, so this answer uses no sources.",
+    "no_results": "Web search found nothing for this question, so this answer uses no sources.",
+}
+
+
+def notice_for(kind: str) -> str:
+    return NOTICES.get(kind, NOTICES["unavailable"])
 
 
 @dataclass
@@ -49,7 +71,16 @@ class SearchOutcome:
 
 
 class SearchError(Exception):
-    """A search failed; the message is fit to show the user."""
+    """A search failed. `kind` ("unavailable", "rate_limited", "timeout") picks the
+    sentence the user sees (`NOTICES`); the message is detail for the server log only."""
+
+    def __init__(self, detail: str = "", kind: str = "unavailable"):
+        super().__init__(detail)
+        self.kind = kind if kind in NOTICES else "unavailable"
+
+    @property
+    def notice(self) -> str:
+        return notice_for(self.kind)
 
 
 @runtime_checkable
@@ -158,17 +189,17 @@ class DdgsProvider:
         try:
             from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
         except ImportError as e:  # pragma: no cover - dependency missing
-            raise SearchError("The search library (ddgs) is not installed.") from e
+            raise SearchError("the ddgs package is not installed") from e
         try:
             rows = await asyncio.to_thread(self._search_sync, query, max_results)
         except RatelimitException as e:
-            raise SearchError("The search engine is rate-limiting us; try again in a minute.") from e
+            raise SearchError(f"ddgs rate limited: {e}", "rate_limited") from e
         except TimeoutException as e:
-            raise SearchError("The search engine did not answer in time.") from e
+            raise SearchError(f"ddgs timed out: {e}", "timeout") from e
         except DDGSException as e:
             if "no results" in str(e).lower():
                 return []
-            raise SearchError(f"The search engine failed ({str(e)[:100]}).") from e
+            raise SearchError(f"ddgs failed: {e}") from e
         out = []
         for row in rows:
             url = str(row.get("href") or row.get("url") or "")
@@ -212,17 +243,18 @@ class SearxngProvider:
                                              headers={"Accept": "application/json"}) as c:
                     resp = await c.get(url, params=params)
         except httpx.TimeoutException as e:
-            raise SearchError("The search engine did not answer in time.") from e
+            raise SearchError(f"SearXNG at {url} timed out: {e!r}", "timeout") from e
         except httpx.HTTPError as e:
-            raise SearchError(f"The search engine is unreachable ({type(e).__name__}).") from e
+            raise SearchError(f"SearXNG at {url} unreachable: {e!r}") from e
         if resp.status_code == 429:
-            raise SearchError("The search engine is rate-limiting us; try again in a minute.")
+            raise SearchError(f"SearXNG at {url} answered HTTP 429", "rate_limited")
         if resp.status_code != 200:
-            raise SearchError(f"The search engine answered HTTP {resp.status_code}.")
+            raise SearchError(f"SearXNG at {url} answered HTTP {resp.status_code} "
+                              "(403: is json in search.formats of its settings.yml?)")
         try:
             data = resp.json()
         except ValueError as e:
-            raise SearchError("The search engine sent an unreadable answer.") from e
+            raise SearchError(f"SearXNG at {url} sent no JSON: {resp.text[:200]!r}") from e
         out = []
         for row in (data.get("results") or []) if isinstance(data, dict) else []:
             if not isinstance(row, dict) or not row.get("url"):
@@ -261,14 +293,20 @@ async def search_web(provider: SearchProvider, query: str, settings: WebSearchSe
             return SearchOutcome(list(hit.results), hit.notice, cached=True)
     # Ask for a few more than needed: some results fall to the domain lists or dedup.
     want = max_results + 4 if (settings.allow_domains or settings.block_domains) else max_results + 2
+    name = getattr(provider, "name", type(provider).__name__)
     try:
         raw = await asyncio.wait_for(provider.search(query, want), settings.search_timeout + 1.0)
     except SearchError as e:
-        outcome = SearchOutcome([], str(e))
+        log.warning("web search (%s) failed [%s]: %s", name, e.kind, e,
+                    exc_info=e.__cause__ or e)
+        outcome = SearchOutcome([], e.notice)
     except asyncio.TimeoutError:
-        outcome = SearchOutcome([], "The search engine did not answer in time.")
+        log.warning("web search (%s) gave no answer within %.1f s", name,
+                    settings.search_timeout + 1.0)
+        outcome = SearchOutcome([], notice_for("timeout"))
     except Exception as e:  # a provider bug must not break the chat turn
-        outcome = SearchOutcome([], f"Web search failed ({type(e).__name__}).")
+        log.warning("web search (%s) failed with an unexpected error", name, exc_info=e)
+        outcome = SearchOutcome([], notice_for("unavailable"))
     else:
         results, seen = [], set()
         for r in raw or []:
@@ -283,9 +321,10 @@ async def search_web(provider: SearchProvider, query: str, settings: WebSearchSe
             seen.add(norm)
             results.append(r)
         results = results[:max_results]
-        notice = None if results else (
-            "The web search found no usable results." if raw else "The web search found no results.")
-        outcome = SearchOutcome(results, notice)
+        if not results:
+            log.info("web search (%s): %s", name, f"all {len(raw)} results filtered out"
+                     if raw else "no results")
+        outcome = SearchOutcome(results, None if results else notice_for("no_results"))
     if cache is not None:
         cache.set(key, outcome, settings.cache_ttl if outcome.results else
                   min(FAILURE_TTL, settings.cache_ttl))

@@ -168,6 +168,12 @@ def _site_handler(server: _Server):
                     pass
                 self.close_connection = True
                 return
+            if path == "/ratelimited/search":  # a SearXNG instance refusing us
+                return self._send(429, b"Too Many Requests", ctype="text/plain")
+            if path == "/broken/search":  # ... or failing inside
+                return self._send(500, b"<h1>Internal Server Error</h1>")
+            if path == "/garbage/search":  # ... or answering something that is not JSON
+                return self._send(200, b"<html>not json</html>")
             if path == "/search":  # SearXNG-shaped JSON API
                 q = self.path.split("q=", 1)[1].split("&", 1)[0] if "q=" in self.path else ""
                 if "format=json" not in self.path:

@@ -14,9 +14,9 @@ from ddgs.ddgs import DDGS  # the real class; ddgs.DDGS is a lazy proxy
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 
 from chatui.config import WebSearchSettings
-from chatui.websearch.search import (DdgsProvider, SearchError, SearchResult, SearxngProvider,
-                                     TTLCache, domain_allowed, host_matches, make_provider,
-                                     search_web)
+from chatui.websearch.search import (NOTICES, DdgsProvider, SearchError, SearchResult,
+                                     SearxngProvider, TTLCache, domain_allowed, host_matches,
+                                     make_provider, search_web)
 
 RECORDED = [  # shape of DDGS().text(...) rows
     {"title": "Axolotl - Wikipedia", "href": "https://en.wikipedia.org/wiki/Axolotl",
@@ -43,21 +43,63 @@ async def test_ddgs_provider_maps_rows(monkeypatch):
     assert seen["region"] == "de-de" and seen["safesearch"] == "off" and seen["backend"] == "auto"
 
 
-@pytest.mark.parametrize("exc,expect", [
-    (DDGSException("No results found."), None),
-    (TimeoutException("timed out"), "in time"),
-    (RatelimitException("202 Ratelimit"), "rate-limiting"),
-    (DDGSException("boom"), "failed"),
+# What a user may read when the search fails: plain sentences, nothing technical.
+INTERNALS = ("ddgs", "duckduckgo", "searxng", "brave", "bing", "engine", "http", "://", "error",
+             "exception", "127.0.0.1", "dns", "(", "429", "500")
+
+
+def assert_plain(notice: str):
+    assert notice in NOTICES.values(), notice
+    assert not any(word in notice.lower() for word in INTERNALS), notice
+
+
+@pytest.mark.parametrize("exc,kind", [
+    (DDGSException("No results found."), "no_results"),
+    (TimeoutException("timed out"), "timeout"),
+    (RatelimitException("202 Ratelimit"), "rate_limited"),
+    (DDGSException("DNSError('error sending request for url (https://search.brave.com/search"
+                   "?q=anything)')"), "unavailable"),
 ])
-async def test_ddgs_failures_become_notices(monkeypatch, exc, expect):
+async def test_ddgs_failures_become_plain_notices(monkeypatch, caplog, exc, kind):
     def fake_text(self, query, **kw):
         raise exc
 
     monkeypatch.setattr(DDGS, "text", fake_text)
     s = WebSearchSettings()
-    out = await search_web(DdgsProvider(), "anything", s, cache=None)
+    with caplog.at_level("INFO", logger="chatui.websearch"):
+        out = await search_web(DdgsProvider(), "anything", s, cache=None)
     assert out.results == []
-    assert out.notice and (expect is None or expect in out.notice)
+    assert out.notice == NOTICES[kind]
+    assert_plain(out.notice)
+    if kind != "no_results":  # the operator still gets the detail, with the exception
+        warning = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warning) == 1 and str(exc) in warning[0].getMessage()
+        assert warning[0].exc_info and warning[0].exc_info[1] is exc
+
+
+@pytest.mark.parametrize("prefix,kind,detail", [
+    ("/ratelimited", "rate_limited", "HTTP 429"),
+    ("/broken", "unavailable", "HTTP 500"),
+    ("/garbage", "unavailable", "not json"),
+    ("/nope", "unavailable", "HTTP 404"),
+])
+async def test_searxng_failures_become_plain_notices(site, caplog, prefix, kind, detail):
+    base = f"http://127.0.0.1:{site.port}{prefix}"
+    with caplog.at_level("WARNING", logger="chatui.websearch"):
+        out = await search_web(SearxngProvider(base), "anything", WebSearchSettings(), cache=None)
+    assert out.results == [] and out.notice == NOTICES[kind]
+    assert_plain(out.notice)
+    (record,) = caplog.records
+    assert detail in record.getMessage() and base in record.getMessage()
+
+
+async def test_unreachable_searxng_is_unavailable_and_logged(caplog):
+    with caplog.at_level("WARNING", logger="chatui.websearch"):
+        out = await search_web(SearxngProvider("http://127.0.0.1:1"), "x", WebSearchSettings(),
+                               cache=None)
+    assert out.notice == NOTICES["unavailable"]
+    (record,) = caplog.records
+    assert "ConnectError" in record.getMessage() and record.exc_info
 
 
 async def test_searxng_provider_against_local_server(site):
@@ -131,6 +173,7 @@ async def test_slow_or_buggy_provider(fake_provider):
 
     s = WebSearchSettings(search_timeout=0.1)
     out = await search_web(Slow(), "q", s, cache=None)
-    assert out.results == [] and "time" in out.notice
+    assert out.results == [] and out.notice == NOTICES["timeout"]
     out = await search_web(fake_provider(exc=KeyError("x")), "q", s, cache=None)
-    assert out.results == [] and "KeyError" in out.notice
+    assert out.results == [] and out.notice == NOTICES["unavailable"]
+    assert_plain(out.notice)

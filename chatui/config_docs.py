@@ -88,6 +88,7 @@ ENV_DOCS: dict[str, str] = {
     "CHATUI_PORT": "`server.port`.",
     "PORT": "`server.port` when `CHATUI_PORT` is unset.",
     "CHATUI_ADMINS": "Comma-separated Hugging Face user names who may open the feedback dashboard when login is on.",
+    "CHATUI_ADMIN_TOKEN": "Without login: the secret (16+ characters) that unlocks the Feedback tab; unset, nobody sees it. Secret: environment only.",
     "SPACE_AUTHOR_NAME": "Set by Spaces: the owner, who may always open the dashboard.",
     "HF_TOKEN": "Hub token: feedback dataset pushes, and the default `api_key_env` of remote models. Secret: environment only.",
     "GRADIO_ANALYTICS_ENABLED": "`app.py` sets `False` unless it is set.",

@@ -117,6 +117,25 @@ def conversation_rows(store: Store, since: Any = None, model: str | None = None)
 
 ROW_BUILDERS = {"kto": kto_rows, "dpo": dpo_rows, "conversations": conversation_rows}
 
+DPO_NEEDS = ("a pair needs a liked and a disliked answer to the same question in one "
+             "conversation (retry an answer and vote on both)")
+
+
+def empty_reason(store: Store, fmt: str, since: Any = None, model: str | None = None) -> str:
+    """Why an export of ``fmt`` wrote no rows, in one line for the person who ran it."""
+    filtered = " matching --since/--model" if since is not None or model is not None else ""
+    if fmt == "conversations":
+        return f"0 conversations: the database has no conversations{filtered}"
+    votes = [v for v in store.iter_feedback(since=since, model=model)
+             if _completion_text(v).strip()]
+    name = "KTO rows" if fmt == "kto" else "DPO pairs"
+    if not votes:
+        why = f"0 {name}: the database has no votes on non-empty answers{filtered}"
+        return f"{why}; {DPO_NEEDS}" if fmt == "dpo" else why
+    liked = sum(1 for v in votes if v["label"])
+    return (f"0 DPO pairs from {len(votes)} vote(s) ({liked} liked, {len(votes) - liked} "
+            f"disliked): {DPO_NEEDS}")
+
 
 def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> int:
     """Write rows as JSONL; ``-`` is stdout. Files are replaced atomically. Returns the count."""
@@ -191,8 +210,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Store(db_path) as store:
             n = export(store, args.format, args.out, since=since, model=args.model)
+            # An empty file alone leaves the user guessing: say why there are no rows.
+            reason = empty_reason(store, args.format, since, args.model) if n == 0 else None
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {n} {args.format} row(s) to {args.out}", file=sys.stderr)
+    if reason:
+        print(reason, file=sys.stderr)
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,8 @@ from chatui import cli  # noqa: E402
 from chatui.export import dpo_rows, export, kto_rows  # noqa: E402
 from chatui.store import Store  # noqa: E402
 
+from .conftest import raw_execute  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 SYS = {"role": "system", "content": "Be brief."}
 Q = {"role": "user", "content": "What is 2+2?"}
@@ -25,6 +26,17 @@ Q = {"role": "user", "content": "What is 2+2?"}
 
 @pytest.fixture
 def voted(store: Store):
+    return make_voted(store)
+
+
+@pytest.fixture
+def voted_file(db_path):
+    """`voted` in a SQLite file, for the CLI (its --db takes a file)."""
+    with Store(db_path) as s:
+        yield make_voted(s)
+
+
+def make_voted(store: Store) -> dict:
     """alice asks, retries (liked 4 / disliked 5), edits the question; bob uses model m2."""
     conv = store.create_conversation("alice", "math", model="m1", system_prompt="Be brief.")
     q = store.add_message("alice", conv, "user", "What is 2+2?")
@@ -108,11 +120,8 @@ def test_filters_model_and_since(voted, tmp_path):
     assert list(dpo_rows(s, model="m2")) == []
     assert len(list(kto_rows(s, since="2999-01-01"))) == 0
     # back-date one vote: a --since after it drops exactly that row
-    conn = sqlite3.connect(str(s.path))
-    conn.execute("UPDATE feedback SET updated_at = 86400 * 365 WHERE message_id = ?",
-                 [voted["bad"]])
-    conn.commit()
-    conn.close()
+    raw_execute(s, "UPDATE feedback SET updated_at = 86400 * 365 WHERE message_id = ?",
+                [voted["bad"]])
     kept = [r["completion"][0]["content"] for r in kto_rows(s, since="1990-01-01")]
     assert sorted(kept) == ["4", "7", "Hello!"]
     assert len(list(kto_rows(s, since="1970-06-01T00:00:00Z"))) == 4
@@ -152,7 +161,8 @@ def run_cli(*args, env=None):
                           text=True, timeout=60, env={**os.environ, **(env or {})})
 
 
-def test_cli_export_via_subprocess(voted, tmp_path):
+def test_cli_export_via_subprocess(voted_file, tmp_path):
+    voted = voted_file
     db = str(voted["store"].path)
     out = tmp_path / "out" / "dpo.jsonl"
     r = run_cli("export", "--format", "dpo", "--out", str(out), "--db", db)

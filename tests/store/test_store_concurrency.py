@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from chatui.store import Store
 
-from .conftest import chat, raw_count
+from .conftest import chat, raw_count, raw_execute
 
 ROOT = Path(__file__).resolve().parents[2]
 THREADS = 32
@@ -49,17 +48,17 @@ def test_32_threads_write_feedback_without_loss_or_lock_errors(store: Store):
         t.join(60)
     assert not errors, errors[:3]
     expected = THREADS * VOTES_PER_THREAD
-    assert raw_count(store.path, "feedback") == expected
+    assert raw_count(store, "feedback") == expected
     assert len(list(store.iter_feedback())) == expected
     extra = THREADS * len(range(0, VOTES_PER_THREAD, 10))
-    assert raw_count(store.path, "messages") == THREADS * VOTES_PER_THREAD * 2 + extra
+    assert raw_count(store, "messages") == THREADS * VOTES_PER_THREAD * 2 + extra
     for user, conv, answers in work:
         labels = [store.get_feedback(user, a)["label"] for a in answers]
         assert labels == [i % 3 != 0 for i in range(len(answers))]
 
 
-def test_two_stores_in_two_processes_share_the_file(db_path):
-    """A second process (e.g. the export CLI) writing while this one writes: no lock errors."""
+def test_two_stores_in_two_processes_share_the_database(db_url):
+    """A second process (another replica, the export CLI) writing while this one writes."""
     code = (
         "import sys; from chatui.store import Store\n"
         "s = Store(sys.argv[1])\n"
@@ -68,8 +67,8 @@ def test_two_stores_in_two_processes_share_the_file(db_path):
         "    s.add_message('p2', c, 'user', str(i))\n"
         "print('done')\n"
     )
-    with Store(db_path) as s:
-        proc = subprocess.Popen([sys.executable, "-c", code, str(db_path)], cwd=ROOT,
+    with Store(db_url) as s:
+        proc = subprocess.Popen([sys.executable, "-c", code, db_url], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         conv = s.create_conversation("p1", "y")
         for i in range(200):
@@ -77,12 +76,12 @@ def test_two_stores_in_two_processes_share_the_file(db_path):
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0 and out.strip() == "done", err
         assert len(s.branch("p1", conv)) == 200
-    assert raw_count(db_path, "messages") == 400
+    assert raw_count(db_url, "messages") == 400
 
 
-def test_kill_9_of_writer_process_loses_no_committed_vote(db_path):
-    Store(db_path).close()                      # create + migrate before the child starts
-    proc = subprocess.Popen([sys.executable, "-m", "tests.store._vote_writer", str(db_path)],
+def test_kill_9_of_writer_process_loses_no_committed_vote(db_url):
+    Store(db_url).close()                       # create + migrate before the child starts
+    proc = subprocess.Popen([sys.executable, "-m", "tests.store._vote_writer", db_url],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     reported: list[str] = []
     deadline = time.monotonic() + 20
@@ -104,12 +103,11 @@ def test_kill_9_of_writer_process_loses_no_committed_vote(db_path):
         reported.append(line.strip())
     assert len(reported) >= 300, err.decode()[-2000:]
 
-    conn = sqlite3.connect(str(db_path))
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    voted = {r[0] for r in conn.execute("SELECT message_id FROM feedback")}
-    conn.close()
+    if not db_url.startswith("postgresql://"):
+        assert raw_execute(db_url, "PRAGMA integrity_check")[0][0] == "ok"
+    voted = {r[0] for r in raw_execute(db_url, "SELECT message_id FROM feedback")}
     missing = [m for m in reported if m not in voted]
     assert not missing, f"{len(missing)} committed votes lost"
-    with Store(db_path) as s:                   # and the store opens and works afterwards
+    with Store(db_url) as s:                   # and the store opens and works afterwards
         assert s.get_feedback("writer", reported[-1]) is not None
         assert len(list(s.iter_feedback())) >= len(reported)

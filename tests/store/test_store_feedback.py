@@ -19,12 +19,12 @@ def test_vote_change_and_remove(store: Store):
     store.set_feedback(U, a, False, reason="incorrect", comment="  wrong year  ")
     fb = store.get_feedback(U, a)
     assert (fb["label"], fb["reason"], fb["comment"]) == (False, "incorrect", "wrong year")
-    assert raw_count(store.path, "feedback") == 1          # changed, not duplicated
+    assert raw_count(store, "feedback") == 1          # changed, not duplicated
     assert store.branch(U, conv)[-1]["feedback"] == {"label": False, "reason": "incorrect",
                                                      "comment": "wrong year"}
     store.set_feedback(U, a, None)
     assert store.get_feedback(U, a) is None
-    assert raw_count(store.path, "feedback") == 0
+    assert raw_count(store, "feedback") == 0
     store.set_feedback(U, a, None)                          # removing twice is fine
 
 
@@ -36,7 +36,7 @@ def test_vote_validation(store: Store):
         store.set_feedback(U, a, False, reason="rude")
     with pytest.raises(InvalidArgument):
         store.set_feedback(U, a, 1)
-    assert raw_count(store.path, "feedback") == 0
+    assert raw_count(store, "feedback") == 0
 
 
 def test_snapshot_is_taken_at_vote_time(store: Store):
@@ -83,9 +83,9 @@ def test_stats_and_comments(store: Store):
         == (a2, False, "unsafe", "not ok", "hi", "hello")
 
 
-def test_on_feedback_hook_receives_votes_and_cannot_break_voting(db_path):
+def test_on_feedback_hook_receives_votes_and_cannot_break_voting(db_url):
     events = []
-    with Store(db_path, on_feedback=events.append) as s:
+    with Store(db_url, on_feedback=events.append) as s:
         _, (q, a) = chat(s, U)
         s.set_feedback(U, a, False, reason="other", comment="meh")
         s.set_feedback(U, a, None)
@@ -99,6 +99,6 @@ def test_on_feedback_hook_receives_votes_and_cannot_break_voting(db_path):
     def broken(event):
         raise RuntimeError("sink down")
 
-    with Store(db_path, on_feedback=broken) as s:
+    with Store(db_url, on_feedback=broken) as s:
         s.set_feedback(U, a, True)                           # logged, not raised
         assert s.get_feedback(U, a)["label"] is True

@@ -35,6 +35,7 @@ CALLS = {
     "set_feedback": lambda s, c, q, a: s.set_feedback(B, a, False),
     "remove_feedback": lambda s, c, q, a: s.set_feedback(B, a, None),
     "get_feedback": lambda s, c, q, a: s.get_feedback(B, a),
+    "heartbeat": lambda s, c, q, a: s.heartbeat(B, a, content="pwned"),
 }
 
 

@@ -101,3 +101,52 @@ def test_read_only_file(readonly_db):
         msg = result.removeprefix("StoreError: ")
         assert "\n" not in msg and str(readonly_db) in msg
     assert "read-only" in msg or "not writable" in msg or "permission denied" in msg, msg
+
+
+# -- URLs (storage.url) ------------------------------------------------------------------------
+
+def test_sqlite_urls_relative_and_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with Store("sqlite:///data/rel.db") as s:                  # relative to the working dir
+        assert s.engine == "sqlite" and s.path == Path("data/rel.db")
+        s.create_conversation("u")
+    assert (tmp_path / "data" / "rel.db").is_file()
+    with Store(f"sqlite:///{tmp_path}/abs.db") as s:            # sqlite:////abs/path
+        assert s.path == tmp_path / "abs.db"
+        assert s.url == f"sqlite:///{tmp_path}/abs.db"
+    assert (tmp_path / "abs.db").is_file()
+
+
+def test_unknown_scheme_is_one_line_without_the_password():
+    with pytest.raises(StoreError) as err:
+        Store("mysql://bob:s3cret@db/chat")
+    msg = str(err.value)
+    assert "unknown URL scheme" in msg and "s3cret" not in msg and "\n" not in msg
+
+
+def test_postgres_unreachable_is_one_line_without_the_password():
+    from tests.conftest import free_port
+
+    url = f"postgresql://bob:s3cret@127.0.0.1:{free_port()}/chat"   # nothing listens there
+    with pytest.raises(StoreError) as err:
+        Store(url, busy_timeout=3)
+    msg = str(err.value)
+    assert "\n" not in msg and "s3cret" not in msg
+    assert "postgresql://bob:***@127.0.0.1" in msg and "refused" in msg.lower(), msg
+
+
+def test_postgres_missing_database_names_it(pg_cluster):
+    url = pg_cluster.url("no_such_db")
+    with pytest.raises(StoreError) as err:
+        Store(url)
+    msg = str(err.value)
+    assert "\n" not in msg and "no_such_db" in msg and "does not exist" in msg, msg
+
+
+def test_postgres_store_reports_its_engine(pg_cluster):
+    url = pg_cluster.create_database()
+    with Store(url) as s:
+        assert (s.engine, s.path, s.url) == ("postgresql", None, url)
+        assert "postgresql://" in repr(s)
+    with pytest.raises(StoreError, match="closed"):
+        s.list_conversations("u")

@@ -52,7 +52,7 @@ def test_edit_creates_sibling_user_message_even_at_root(store: Store):
     assert contents(store.branch(U, conv)) == ["q1", "a1", "q2 edited", "a2'"]
     assert [m["id"] for m in store.siblings(U, q2)] == [q2, q2_edit]
     assert contents(store.branch(U, conv, leaf_id=a2)) == ["q1", "a1", "q2", "a2"]
-    assert raw_count(store.path, "messages") == 7  # nothing overwritten
+    assert raw_count(store, "messages") == 7  # nothing overwritten
 
 
 def test_branch_switching_descends_to_newest_leaf(store: Store):
@@ -139,12 +139,12 @@ def test_list_rename_delete(store: Store):
     # delete cascades to messages and feedback
     a = store.branch(U, convs[2])[-1]["id"]
     store.set_feedback(U, a, True)
-    before_msgs = raw_count(store.path, "messages")
+    before_msgs = raw_count(store, "messages")
     store.delete_conversation(U, convs[2])
     with pytest.raises(NotFound):
         store.get_conversation(U, convs[2])
-    assert raw_count(store.path, "messages") == before_msgs - 2
-    assert raw_count(store.path, "feedback") == 0
+    assert raw_count(store, "messages") == before_msgs - 2
+    assert raw_count(store, "feedback") == 0
     assert convs[2] not in [c["id"] for c in store.list_conversations(U)]
 
 
@@ -154,10 +154,10 @@ def test_ids_are_random_and_unguessable(store: Store):
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
-def test_data_survives_reopen(db_path):
-    with Store(db_path) as s:
+def test_data_survives_reopen(db_url):
+    with Store(db_url) as s:
         conv, ids = chat(s, U)
         s.set_feedback(U, ids[-1], False, reason="unhelpful")
-    with Store(db_path) as s:
+    with Store(db_url) as s:
         assert contents(s.branch(U, conv)) == ["hi", "hello"]
         assert s.get_feedback(U, ids[-1])["reason"] == "unhelpful"

@@ -1,0 +1,175 @@
+"""Schema and migrations, run on both engines and recorded in ``schema_migrations``.
+
+Migrations are frozen: never edit a released one, append a new one. They are templates in
+SQLite's spelling with two `Dialect` tokens (``{REAL}``, ``{ROWID}``); rendered for SQLite
+they are exactly the SQL that shipped.
+
+Each migration runs in its own transaction that first takes the migration lock (SQLite: the
+write lock of ``BEGIN IMMEDIATE``; PostgreSQL: ``pg_advisory_xact_lock``, as DDL is
+transactional there), re-reads the version and only then applies it. So two processes that
+start at once against an empty database apply every migration exactly once, and a process
+killed mid-migration leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .engines import Conn
+
+log = logging.getLogger("chatui.store")
+
+_MIGRATION_1 = """
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    name          TEXT,
+    kind          TEXT NOT NULL DEFAULT 'anon',
+    created_at    {REAL} NOT NULL,
+    last_seen_at  {REAL} NOT NULL
+);
+CREATE TABLE conversations (
+    {ROWID}
+    id               TEXT PRIMARY KEY,
+    user_id          TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    title            TEXT NOT NULL DEFAULT '',
+    model            TEXT NOT NULL DEFAULT '',
+    system_prompt    TEXT NOT NULL DEFAULT '',
+    current_leaf_id  TEXT,
+    created_at       {REAL} NOT NULL,
+    updated_at       {REAL} NOT NULL
+);
+CREATE INDEX conversations_user_updated ON conversations(user_id, updated_at DESC);
+CREATE TABLE messages (
+    {ROWID}
+    id                 TEXT PRIMARY KEY,
+    conversation_id    TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    parent_id          TEXT REFERENCES messages(id) ON DELETE CASCADE,
+    role               TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content            TEXT NOT NULL DEFAULT '',
+    model              TEXT,
+    backend            TEXT,
+    params             TEXT NOT NULL DEFAULT '{}',
+    system_prompt      TEXT,
+    finish_reason      TEXT CHECK (finish_reason IS NULL
+                                   OR finish_reason IN ('stop', 'length', 'stopped', 'error')),
+    error              TEXT,
+    prompt_tokens      INTEGER,
+    completion_tokens  INTEGER,
+    ttft               {REAL},
+    duration           {REAL},
+    created_at         {REAL} NOT NULL,
+    updated_at         {REAL} NOT NULL
+);
+CREATE INDEX messages_conversation ON messages(conversation_id, created_at);
+CREATE INDEX messages_parent ON messages(parent_id);
+CREATE TABLE feedback (
+    {ROWID}
+    message_id       TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    conversation_id  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    user_id          TEXT NOT NULL,
+    model            TEXT,
+    label            INTEGER NOT NULL CHECK (label IN (0, 1)),
+    context          TEXT NOT NULL,
+    created_at       {REAL} NOT NULL,
+    updated_at       {REAL} NOT NULL
+);
+CREATE INDEX feedback_conversation ON feedback(conversation_id);
+CREATE INDEX feedback_updated ON feedback(updated_at);
+"""
+
+# v2: why a vote was cast (reason/comment, for the thumbs-down dialog), the web sources an
+# answer was grounded on, and an index for the per-model dashboard.
+_MIGRATION_2 = """
+ALTER TABLE feedback ADD COLUMN reason TEXT
+    CHECK (reason IS NULL OR reason IN ('incorrect', 'unhelpful', 'unsafe', 'other'));
+ALTER TABLE feedback ADD COLUMN comment TEXT;
+ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX feedback_model_updated ON feedback(model, updated_at);
+"""
+
+# v3: per-answer extras that are shown again on reload but are not columns of their own:
+# web-search steps and notices, the sampling seed, the variant of the answer (continued…).
+_MIGRATION_3 = """
+ALTER TABLE messages ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';
+"""
+
+# v4: state shared by replicas. An answer being generated (finish_reason NULL) carries the
+# time its writer last reported in, so a reader can tell a dead writer's answer from a live
+# one; per-user limits live here (leases that expire, message times for the per-minute rate)
+# so they hold across replicas and a dead replica never locks a user out.
+_MIGRATION_4 = """
+ALTER TABLE messages ADD COLUMN heartbeat_at {REAL};
+CREATE INDEX messages_generating ON messages(conversation_id)
+    WHERE finish_reason IS NULL AND role = 'assistant';
+CREATE TABLE generation_leases (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL,
+    acquired_at  {REAL} NOT NULL,
+    expires_at   {REAL} NOT NULL
+);
+CREATE INDEX generation_leases_user ON generation_leases(user_id, expires_at);
+CREATE TABLE rate_events (
+    user_id  TEXT NOT NULL,
+    at       {REAL} NOT NULL
+);
+CREATE INDEX rate_events_user_at ON rate_events(user_id, at);
+"""
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "initial schema", _MIGRATION_1),
+    (2, "feedback reason/comment, message sources", _MIGRATION_2),
+    (3, "message meta (steps, notices, seed)", _MIGRATION_3),
+    (4, "generation heartbeats, leases and rate events", _MIGRATION_4),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_CREATE_LEDGER = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                  "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at {REAL} NOT NULL)")
+
+
+def split_sql(script: str) -> list[str]:
+    """Statements of a migration script (no ';' inside our statements' literals)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def current_version(db: Conn) -> int:
+    return int(db.scalar("SELECT MAX(version) FROM schema_migrations") or 0)
+
+
+def _locked(db: Conn) -> None:
+    if db.dialect.migration_lock:
+        db.execute(db.dialect.migration_lock)
+
+
+def migrate(engine, upto: int | None = None) -> list[int]:
+    """Bring the database to SCHEMA_VERSION (or ``upto``); returns the versions applied here.
+
+    Raises the engine's `fail` error for a database newer than this code.
+    """
+    with engine.write() as db:
+        _locked(db)
+        db.execute(db.dialect.render(_CREATE_LEDGER))
+        found = current_version(db)
+    if found > SCHEMA_VERSION:
+        raise engine.fail(f"schema version {found} is newer than this code understands "
+                          f"({SCHEMA_VERSION}); upgrade chatui")
+    applied = []
+    for version, name, script in MIGRATIONS:
+        if upto is not None and version > upto:
+            break
+        if version <= found:
+            continue
+        with engine.write() as db:
+            _locked(db)                      # another process may be migrating right now
+            if current_version(db) >= version:
+                continue
+            for stmt in split_sql(db.dialect.render(script)):
+                db.execute(stmt)
+            db.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                       "VALUES (?, ?, ?)", [version, name, time.time()])
+            if extra := db.dialect.after_migration(version):
+                db.execute(extra)
+        applied.append(version)
+        log.info("store %s: applied migration %d (%s)", engine.name, version, name)
+    return applied

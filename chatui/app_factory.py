@@ -61,7 +61,7 @@ def open_store(settings: Settings) -> Store:
     """The database, or one clear line and exit: a chat app that cannot save must not start."""
     sink = start_feedback_sync(settings.storage)
     try:
-        return Store(settings.storage.db_path, on_feedback=sink)
+        return Store(settings.storage.url, on_feedback=sink)   # sqlite:///… or postgresql://…
     except StoreError as e:
         if sink is not None:
             sink.stop()

@@ -50,6 +50,12 @@ class WebSearchSettings(_Section):
 
 
 class StorageSettings(_Section):
+    url: str = Field(
+        "sqlite:///data/chatui.db",
+        description="Database (env CHATUI_DATABASE_URL): sqlite:///PATH (relative) or "
+                    "sqlite:////ABS/PATH, or postgresql://USER:PASSWORD@HOST:PORT/DB for "
+                    "several replicas (keep the password in the environment). Unset: "
+                    "sqlite:/// + db_path; when set it wins over db_path.")
     db_path: str = Field("data/chatui.db", description="SQLite file (env CHATUI_DB_PATH).")
     feedback_repo: str | None = Field(
         None, description="Hub dataset repo that receives feedback JSONL (CommitScheduler).")
@@ -57,6 +63,18 @@ class StorageSettings(_Section):
     feedback_folder: str | None = Field(
         None, description="Local folder pushed to the Hub (default: feedback/ beside the database, "
                           "so it lives in the same volume).")
+
+    @model_validator(mode="after")
+    def _url_or_path(self) -> StorageSettings:
+        # db_path alone keeps working; a sqlite URL also sets db_path (the feedback folder
+        # and the export CLI default live beside the file).
+        if "url" not in self.model_fields_set:
+            self.url = f"sqlite:///{self.db_path}"
+        elif self.url.startswith("sqlite:///") and len(self.url) > len("sqlite:///"):
+            self.db_path = self.url[len("sqlite:///"):]
+        elif not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB")
+        return self
 
 
 class SpaceSettings(_Section):
@@ -133,6 +151,8 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     storage = dict(raw.get("storage") or {})
     if env.get("CHATUI_DB_PATH"):
         storage["db_path"] = env["CHATUI_DB_PATH"]
+    if env.get("CHATUI_DATABASE_URL"):
+        storage["url"] = env["CHATUI_DATABASE_URL"]
     if env.get("CHATUI_FEEDBACK_REPO"):
         storage["feedback_repo"] = env["CHATUI_FEEDBACK_REPO"]
     if storage:

@@ -83,6 +83,7 @@ ENV_DOCS: dict[str, str] = {
     "CHATUI_ENDPOINT_MODEL": "Model id sent to that server; also its name in the menu.",
     "CHATUI_MODEL": "Name of the default model (`default_model`).",
     "CHATUI_DB_PATH": "`storage.db_path`.",
+    "CHATUI_DATABASE_URL": "`storage.url` (e.g. `postgresql://chatui:PASSWORD@db:5432/chatui` for replicas). May hold a password: prefer it to the file.",
     "CHATUI_FEEDBACK_REPO": "`storage.feedback_repo`.",
     "CHATUI_HOST": "`server.host`.",
     "CHATUI_PORT": "`server.port`.",

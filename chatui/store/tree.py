@@ -154,13 +154,18 @@ class ConversationsMixin:
 
     @staticmethod
     def _path_rows(db: Conn, conv_id: str, leaf_id: str) -> list[dict]:
-        """Rows root → leaf_id (leaf_id must be in conv_id)."""
+        """Rows root → leaf_id (leaf_id must be in conv_id).
+
+        One primary-key lookup per level, as a correlated subquery: a join in the recursive
+        term lets PostgreSQL pick a hash join that scans the whole table at every level when
+        its statistics are young (seen: 210 ms for a 600-message chain, 2 ms this way).
+        """
         return db.rows("""
-            WITH RECURSIVE anc(id, parent_id, depth) AS (
-                SELECT id, parent_id, 0 FROM messages WHERE id = ? AND conversation_id = ?
+            WITH RECURSIVE anc(id, depth) AS (
+                SELECT id, 0 FROM messages WHERE id = ? AND conversation_id = ?
                 UNION ALL
-                SELECT m.id, m.parent_id, anc.depth + 1
-                FROM messages m JOIN anc ON m.id = anc.parent_id
+                SELECT (SELECT p.parent_id FROM messages p WHERE p.id = anc.id), anc.depth + 1
+                FROM anc WHERE anc.id IS NOT NULL
             )
             SELECT m.*, f.label AS fb_label, f.reason AS fb_reason, f.comment AS fb_comment
             FROM anc JOIN messages m ON m.id = anc.id

@@ -11,12 +11,14 @@ transport error, so every failure is mapped here to a sentence a user can act on
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 
 from .base import ERROR, LENGTH, STOP, Backend, BackendError, Delta, GenerationParams
 from .spec import ModelSpec
 
+log = logging.getLogger(__name__)
 RETRYABLE = {429, 503}
 
 
@@ -46,7 +48,11 @@ def _server_detail(exc: BaseException) -> str:
 
 
 def map_error(exc: BaseException, url: str, streamed: bool = False) -> BackendError:
-    """Translate client/transport exceptions into one user-facing sentence."""
+    """Translate client/transport exceptions into one user-facing sentence.
+
+    The sentence never names the endpoint: every user sees it, and an endpoint URL can reveal
+    internal hosts. The URL and the raw exception go to the server log instead."""
+    log.warning("model server %s: %s: %s", url, type(exc).__name__, exc)
     names = _class_names(exc)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status is not None:
@@ -63,7 +69,7 @@ def map_error(exc: BaseException, url: str, streamed: bool = False) -> BackendEr
                 "Set a valid token in the environment (HF_TOKEN or the model's api_key_env).",
                 kind="auth", status=status)
         if status == 404:
-            return BackendError(f"The model server has no such model or route (HTTP 404) at {url}"
+            return BackendError(f"The model server has no such model or route (HTTP 404)"
                                 f"{suffix}", kind="not_found", status=status)
         if status == 413 or (status in (400, 422) and "context" in detail.lower()):
             return BackendError(f"The conversation is too long for this model (HTTP {status}){suffix}",
@@ -75,15 +81,15 @@ def map_error(exc: BaseException, url: str, streamed: bool = False) -> BackendEr
                             kind="server_error", status=status)
     if names & {"InferenceTimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout",
                 "PoolTimeout", "TimeoutError"}:
-        return BackendError(f"The model server at {url} timed out.", kind="timeout")
+        return BackendError("The model server timed out.", kind="timeout")
     if "ConnectError" in names or "ConnectionRefusedError" in names:
-        return BackendError(f"Cannot reach the model server at {url} (connection refused or "
-                            "host unknown). Is it running?", kind="unavailable")
+        return BackendError("Cannot reach the model server (connection refused or host "
+                            "unknown). Is it running?", kind="unavailable")
     if streamed or names & {"RemoteProtocolError", "ReadError", "StreamError",
                             "ClientPayloadError", "IncompleteRead"}:
         return BackendError("The connection to the model server broke in the middle of the answer.",
                             kind="disconnected")
-    return BackendError(f"The model server at {url} failed: {type(exc).__name__}: {exc}")
+    return BackendError(f"The model server failed ({type(exc).__name__}). Try again later.")
 
 
 def chatml(messages: list[dict]) -> str:

@@ -293,12 +293,13 @@ _TOKENS: dict[int, str] = {}
 
 def app_args(client, prompt: str, model: str, n: int, client_index: int) -> tuple:
     """Positional args for the app's /chat, built from the endpoint's declared parameters:
-    (message, history, model, system_prompt, temperature, top_p, max_new_tokens,
-    web_search[, token]). A `token` parameter (anonymous identity, gr.BrowserState) gets
+    (message, conversation_id — or history for a ChatInterface —, model, system_prompt,
+    temperature, top_p, max_new_tokens, web_search[, token]). A `token` parameter (anonymous identity, gr.BrowserState) gets
     one fixed 43-character token per client, i.e. one user per simulated browser."""
     import secrets
 
-    values = {"message": prompt, "history": [], "model": model, "system_prompt": "",
+    values = {"message": prompt, "history": [], "conversation_id": "", "model": model,
+              "system_prompt": "",
               "temperature": TEMPERATURE, "top_p": TOP_P, "max_new_tokens": n,
               "web_search": False}
     try:

@@ -359,7 +359,8 @@ def app_driver(spec: dict) -> dict:
         return timed_client(spec["url"])
 
     def chat_args(client, message: str, token: str) -> tuple:
-        values = {"message": message, "history": [], "model": "bench", "system_prompt": "",
+        values = {"message": message, "history": [], "conversation_id": "", "model": "bench",
+                  "system_prompt": "",
                   "temperature": 0.0, "top_p": 1.0, "max_new_tokens": spec["max_tokens"],
                   "web_search": False, "token": token}
         try:

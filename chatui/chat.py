@@ -8,6 +8,7 @@ Persistence happens through the optional `recorder` (see chatui/history.py).
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +30,14 @@ class TurnRequest:
     top_p: float | None = None
     max_new_tokens: int | None = None
     web_search: bool = False
+    # Continue: the answer so far, cut at the length limit; the model writes what follows.
+    prefix: str = ""
+
+
+# Backend-neutral "continue": chat APIs cannot all prefill an assistant turn, but every chat
+# model can be asked to go on; the new text is appended to the same stored answer.
+CONTINUE_PROMPT = ("Continue your previous answer exactly where it stopped. Do not repeat "
+                   "anything you already wrote.")
 
 
 @dataclass
@@ -43,6 +52,7 @@ class TurnResult:
     params: dict = field(default_factory=dict)
     sources: list[dict] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # shown under the answer
+    steps: list[dict] = field(default_factory=list)  # finished progress steps (web search…)
 
 
 def step_message(title: str, status: str = "pending", duration: float | None = None,
@@ -93,8 +103,14 @@ class ChatService:
         return self.backends.get(name or "") or self.backends[self.settings.default_model]
 
     def params_for(self, req: TurnRequest, backend: Backend) -> GenerationParams:
-        return backend.defaults.merged(temperature=req.temperature, top_p=req.top_p,
-                                       max_new_tokens=req.max_new_tokens)
+        params = backend.defaults.merged(temperature=req.temperature, top_p=req.top_p,
+                                         max_new_tokens=req.max_new_tokens)
+        if params.seed is None:
+            # Backends seed their samplers identically in every process (llama.cpp does):
+            # without a fresh seed the same question gets the same answer after each restart.
+            # The seed is stored with the answer, so an answer can be reproduced.
+            params = params.merged(seed=secrets.randbelow(2**31 - 1))
+        return params
 
     async def respond(self, req: TurnRequest, result: TurnResult | None = None
                       ) -> AsyncIterator[list[dict]]:
@@ -124,6 +140,9 @@ class ChatService:
                             system_text = "\n\n".join(t for t in (system_text, item.context) if t)
             system = [{"role": "system", "content": system_text}] if system_text else []
             messages = system + req.history + [{"role": "user", "content": req.message}]
+            if req.prefix:
+                messages += [{"role": "assistant", "content": req.prefix},
+                             {"role": "user", "content": CONTINUE_PROMPT}]
             try:
                 fitted = fit_messages(messages, backend.context_length, params.max_new_tokens,
                                       backend.count_tokens)
@@ -146,18 +165,20 @@ class ChatService:
                     if result.ttft is None:
                         result.ttft = time.perf_counter() - started
                     result.text += delta.text
-                    yield steps + [{"role": "assistant", "content": result.text}]
+                    yield steps + [{"role": "assistant", "content": req.prefix + result.text}]
                 if delta.is_final:
                     result.finish_reason = delta.finish_reason
                     result.error = delta.error
                     result.prompt_tokens = delta.prompt_tokens or fitted.prompt_tokens
                     result.completion_tokens = delta.completion_tokens
-            yield steps + assistant_view(result.text, result.finish_reason, result.error,
-                                         result.sources, result.notices)
+            yield assistant_view(req.prefix + result.text, result.finish_reason, result.error,
+                                 result.sources, result.notices, steps=steps)
         finally:
             # No final delta: the consumer stopped us (stop button, closed tab, timeout).
             if result.finish_reason is None:
                 result.finish_reason = STOPPED
+            result.steps = [dict(s, metadata={**s["metadata"], "status": "done"})
+                            for s in steps]
             result.duration = time.perf_counter() - started
 
 
@@ -183,7 +204,7 @@ def _params_record(params: GenerationParams) -> dict:
     """The sampling parameters stored with an answer (and carried into exports)."""
     return {"temperature": params.temperature, "top_p": params.top_p,
             "max_new_tokens": params.max_new_tokens,
-            "repetition_penalty": params.repetition_penalty}
+            "repetition_penalty": params.repetition_penalty, "seed": params.seed}
 
 
 def _upsert_step(steps: list[dict], step: dict) -> None:

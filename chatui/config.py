@@ -90,6 +90,8 @@ class SpaceSettings(_Section):
 
 class LimitsSettings(_Section):
     max_message_chars: int = Field(16_000, ge=1, description="Longest user message accepted.")
+    max_system_prompt_chars: int = Field(8_000, ge=0,
+                                         description="Longest system prompt accepted.")
     messages_per_minute: int = Field(20, ge=1, description="Per user.")
     max_turns: int = Field(200, ge=1, description="Messages in one conversation at most.")
     max_concurrent_per_user: int = Field(2, ge=1)
@@ -98,8 +100,8 @@ class LimitsSettings(_Section):
 
 
 class ServerSettings(_Section):
-    host: str = Field("0.0.0.0", description="Bind address (env CHATUI_HOST).")
-    port: int = Field(7860, description="Port (env CHATUI_PORT or PORT).")
+    host: str = Field("0.0.0.0", description="Bind address (env CHATUI_HOST or GRADIO_SERVER_NAME).")
+    port: int = Field(7860, description="Port (env CHATUI_PORT, GRADIO_SERVER_PORT or PORT).")
     concurrency_limit: int = Field(64, ge=1, description="Answers generated at once (all users).")
     max_threads: int = Field(80, ge=1)
 
@@ -140,7 +142,8 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         kind = env.get("CHATUI_ENDPOINT_TYPE", "openai")
         name = env.get("CHATUI_ENDPOINT_MODEL") or env.get("CHATUI_MODEL") or "remote"
         remote = {"name": name, "type": kind, "endpoint_url": url,
-                  "description": f"{kind} endpoint at {url}"}
+                  # Every user sees the description: name the kind of server, never its URL.
+                  "description": f"Remote model ({kind} endpoint)"}
         if env.get("CHATUI_ENDPOINT_MODEL"):
             remote["model_id"] = env["CHATUI_ENDPOINT_MODEL"]
         models = [m for m in raw.get("models") or [] if isinstance(m, dict) and m.get("name") != name]
@@ -158,9 +161,11 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     if storage:
         raw["storage"] = storage
     server = dict(raw.get("server") or {})
-    if env.get("CHATUI_HOST"):
-        server["host"] = env["CHATUI_HOST"]
-    port = env.get("CHATUI_PORT") or env.get("PORT")
+    # Gradio's own variables work as for any Gradio app; ours win when both are set.
+    host = env.get("CHATUI_HOST") or env.get("GRADIO_SERVER_NAME")
+    if host:
+        server["host"] = host
+    port = env.get("CHATUI_PORT") or env.get("GRADIO_SERVER_PORT") or env.get("PORT")
     if port:
         server["port"] = port
     if server:

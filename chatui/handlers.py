@@ -1,9 +1,12 @@
 """Gradio event handlers: translate component values to ChatService / History calls.
 
 Layout lives in ui.py; turn logic in chat.py; persistence in history.py. Generating
-handlers are async generators so Gradio can cancel them (stop button, closed tab): the
-cancellation reaches the backend stream and aborts the generation, and the `finally`
-stores the partial answer as "stopped".
+handlers are async generators. The stop button ends a stream from the inside (`stop`); a
+closed tab cancels it (Gradio); either way the `finally` stores the partial answer as
+"stopped".
+
+What the chat shows is rebuilt from the store, never echoed from the client: the Chatbot's
+value is no handler's input (a client could put file parts or invented turns in it).
 
 Session state (`gr.State`, per browser tab / gradio_client session) is a dict:
 `{"conv": conversation id or None, "ids": store id per displayed message}`.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 
 import gradio as gr
@@ -21,23 +25,12 @@ from .chat import ChatService, TurnRequest, TurnResult
 from .history import History, Turn
 from .identity import IdentityError, new_token, user_from
 from .limits import LimitExceeded, UserLimits
-from .render import STOPPED_MARK, assistant_view
+from .render import assistant_view
 from .store import NotFound, StoreError
-from .streaming import LoadAdaptiveInterval, coalesce
+from .streaming import LoadAdaptiveInterval, coalesce, until
 
 log = logging.getLogger(__name__)
 REASONS = ["incorrect", "unhelpful", "unsafe", "other"]
-
-
-def _content_text(msg) -> str:
-    content = msg.get("content") if isinstance(msg, dict) else getattr(msg, "content", "")
-    if isinstance(content, list):
-        return "".join(c.get("text", "") for c in content if isinstance(c, dict))
-    return content if isinstance(content, str) else ""
-
-
-def _role(msg) -> str | None:
-    return msg.get("role") if isinstance(msg, dict) else getattr(msg, "role", None)
 
 
 def new_session() -> dict:
@@ -52,6 +45,8 @@ class Handlers:
         self.limits = service.settings.limits
         self.user_limits = UserLimits(self.limits.messages_per_minute,
                                       self.limits.max_concurrent_per_user)
+        # session hash → stop events of the answers that browser session is waiting for
+        self._stops: dict[str, set[asyncio.Event]] = {}
 
     # -- identity ------------------------------------------------------------------------
     def user(self, token: str | None, profile: gr.OAuthProfile | None = None) -> str:
@@ -80,192 +75,377 @@ class Handlers:
         user_id = self.user(token, profile)
         return token, gr.Radio(choices=self.history.conversations(user_id), value=None)
 
-    # -- turns ---------------------------------------------------------------------------
-    def check_message(self, message: str) -> None:
-        """Refuse input the app will not send, before anything is cleared or generated."""
-        limit = self.service.settings.limits.max_message_chars
-        if len((message or "").strip()) > limit:
-            raise gr.Error(f"Your message has {len(message.strip()):,} characters; the limit is "
+    # -- validation ----------------------------------------------------------------------
+    # Every value below can arrive from an API client as anything JSON can hold: each is
+    # checked here, with a sentence a person can act on, before anything is stored.
+    def check_message(self, message) -> str:
+        """The message, stripped; refused with a clear sentence when the app will not send it."""
+        if message is None:
+            return ""
+        if not isinstance(message, str):
+            raise gr.Error("The message must be text.", title="Invalid message")
+        message = message.strip()
+        try:
+            message.encode("utf-8")
+        except UnicodeEncodeError:
+            raise gr.Error("Your message contains characters that are not valid text "
+                           "(unpaired surrogates). Remove them and send again.",
+                           title="Invalid message") from None
+        limit = self.limits.max_message_chars
+        if len(message) > limit:
+            raise gr.Error(f"Your message has {len(message):,} characters; the limit is "
                            f"{limit:,}. Shorten it and send again.", title="Message too long")
+        return message
 
-    async def _run(self, user_id: str, turn: Turn, shown: list, session: dict, model: str,
-                   system_prompt: str, temperature, top_p, max_new_tokens, web_search,
-                   message: str) -> AsyncIterator[tuple]:
-        """Stream one answer after `shown` (which ends with the user message), then store it."""
-        session = {"conv": turn.conversation_id, "ids": turn.ids + [turn.user_message_id]}
+    def options(self, model, system_prompt, temperature, top_p, max_new_tokens,
+                web_search) -> dict:
+        """Generation settings from the UI or the API, checked against the chosen model."""
+        settings = self.service.settings
+        if model in (None, ""):
+            model = settings.default_model
+        if not isinstance(model, str) or model not in self.service.backends:
+            raise gr.Error("Unknown model. Pick one of: "
+                           + ", ".join(self.service.backends), title="Invalid setting")
         backend = self.service.backend(model)
-        req = TurnRequest(message=message, history=turn.prompt_history, model=backend.name,
-                          system_prompt=system_prompt or "", temperature=temperature,
-                          top_p=top_p, max_new_tokens=int(max_new_tokens) if max_new_tokens
-                          else None, web_search=bool(web_search))
+        if system_prompt is None:
+            system_prompt = ""
+        if not isinstance(system_prompt, str):
+            raise gr.Error("The system prompt must be text.", title="Invalid setting")
+        system_prompt = self.check_text(system_prompt, "system prompt",
+                                        self.limits.max_system_prompt_chars)
+
+        def number(value, name, lo, hi, integer=False):
+            if value is None or value == "":
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    not math.isfinite(value)) or not lo <= value <= hi:
+                raise gr.Error(f"{name} must be a number from {lo:g} to {hi:g}.",
+                               title="Invalid setting")
+            return int(value) if integer else float(value)
+
+        return {"model": model, "system_prompt": system_prompt,
+                "temperature": number(temperature, "Temperature", 0.0, 2.0),
+                "top_p": number(top_p, "Top-p", 0.01, 1.0),
+                "max_new_tokens": number(max_new_tokens, "Max new tokens", 1,
+                                         backend.context_length, integer=True),
+                "web_search": web_search is True}
+
+    @staticmethod
+    def check_text(text: str, what: str, limit: int) -> str:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise gr.Error(f"The {what} contains characters that are not valid text.",
+                           title="Invalid setting") from None
+        if len(text) > limit:
+            raise gr.Error(f"The {what} has {len(text):,} characters; the limit is {limit:,}.",
+                           title="Invalid setting")
+        return text
+
+    # -- turns ---------------------------------------------------------------------------
+    def _stop_event(self, request: gr.Request | None) -> asyncio.Event:
+        event = asyncio.Event()
+        key = getattr(request, "session_hash", None)
+        if key:
+            self._stops.setdefault(key, set()).add(event)
+        return event
+
+    def _forget_stop(self, request: gr.Request | None, event: asyncio.Event) -> None:
+        key = getattr(request, "session_hash", None)
+        events = self._stops.get(key)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self._stops[key]
+
+    async def stop(self, request: gr.Request) -> None:
+        """The stop button: the running answer ends itself (stored as stopped, shown as such).
+
+        Deliberately not Gradio's `cancels=`: cancelling the event races with its last
+        update and can leave the chat under an error overlay; ending the stream from the
+        inside finishes the event normally."""
+        for event in list(self._stops.get(request.session_hash, ())):
+            event.set()
+
+    def _view(self, user_id: str, conv_id: str):
+        """The chat as stored, with its votes (what every final update shows), and its ids."""
+        messages, ids, votes = self.history.load(user_id, conv_id)
+        return gr.Chatbot(messages, feedback_value=votes), ids
+
+    async def _run(self, user_id: str, turn: Turn, opts: dict, request: gr.Request | None,
+                   answer: dict | None = None, ui: bool = True) -> AsyncIterator[tuple]:
+        # Updates that carry votes reset the thumbs to the branch on screen (the browser);
+        # API clients get the messages themselves, not a component update.
+        async for messages, votes, session, info in self._stream(user_id, turn, opts, request,
+                                                                 answer):
+            if ui and votes is not None:
+                yield gr.Chatbot(messages, feedback_value=votes), session, info
+            else:
+                yield messages, session, info
+
+    async def _stream(self, user_id: str, turn: Turn, opts: dict, request: gr.Request | None,
+                      answer: dict | None = None) -> AsyncIterator[tuple]:
+        """Stream one answer to `turn` (or more of the cut `answer`), then store it.
+
+        Yields (chat, session, info). Everything shown comes from the store or the model,
+        never from the client."""
+        # Continuing: the cut answer's bubbles are replaced by the growing one.
+        shown = turn.shown + [{"role": "user", "content": turn.message}]
+        session = {"conv": turn.conversation_id, "ids": turn.ids + [turn.user_message_id]}
+        backend = self.service.backend(opts["model"])
+        req = TurnRequest(message=turn.message, history=turn.prompt_history, model=backend.name,
+                          system_prompt=opts["system_prompt"],
+                          temperature=opts["temperature"], top_p=opts["top_p"],
+                          max_new_tokens=opts["max_new_tokens"],
+                          web_search=opts["web_search"] and answer is None,
+                          prefix=(answer or {}).get("content", ""))
         result = TurnResult()
         info = {"conversation_id": turn.conversation_id,
                 "user_message_id": turn.user_message_id}
-        yield shown, session, info
+        yield shown, turn.votes, session, info
+        stop = self._stop_event(request)
         assistant: list = []
+        final = None
         try:
             with self.user_limits.generating(user_id), self.update_interval:
                 async with asyncio.timeout(self.limits.generation_timeout):
-                    async for assistant in coalesce(self.service.respond(req, result),
-                                                    self.update_interval):
-                        yield shown + assistant, session, info
+                    async for assistant in until(coalesce(self.service.respond(req, result),
+                                                          self.update_interval), stop):
+                        yield shown + assistant, None, session, info
         except LimitExceeded as e:
             result.finish_reason, result.error = "error", str(e)
-            assistant = assistant_view(result.text, "error", str(e))
         except TimeoutError:
-            msg = (f"The answer took longer than {self.limits.generation_timeout:.0f} s and was "
-                   "cut off.")
-            result.finish_reason, result.error = "error", msg
-            assistant = assistant_view(result.text, "error", msg)
+            result.finish_reason, result.error = "error", (
+                f"The answer took longer than {self.limits.generation_timeout:.0f} s and was "
+                "cut off.")
         finally:
-            # Runs on completion, error and cancellation alike: the answer is never lost.
+            self._forget_stop(request, stop)
+            # Runs on completion, stop, error and a closed tab alike: the answer is never lost.
             try:
-                msg_id = await asyncio.shield(asyncio.to_thread(
-                    self.history.finish, user_id, turn, result, backend.name, backend.type))
-                session["ids"] = session["ids"] + [msg_id] * max(len(assistant), 1)
+                if answer is None:
+                    msg_id = await asyncio.shield(asyncio.to_thread(
+                        self.history.finish, user_id, turn, result, backend.name,
+                        backend.type))
+                else:
+                    msg_id = await asyncio.shield(asyncio.to_thread(
+                        self.history.finish_continuation, user_id, answer, result))
                 info["assistant_message_id"] = msg_id
+                final = await asyncio.to_thread(self.history.load, user_id,
+                                                turn.conversation_id)
             except StoreError as e:
                 log.error("could not store the answer: %s", e)
         info["finish_reason"] = result.finish_reason
-        yield shown + assistant, session, info
+        if final is not None:
+            messages, session["ids"], votes = final
+            yield messages, votes, session, info
+        else:  # the store failed: still show what was generated, marked
+            yield shown + assistant_view(req.prefix + result.text, result.finish_reason,
+                                         result.error), None, session, info
 
-    async def chat(self, message: str, history: list, model: str, system_prompt: str,
+    async def _start(self, message, conv_id, opts: dict, token, profile) -> tuple[str, Turn]:
+        message = self.check_message(message)
+        user_id = self.user(token, profile)
+        if not message:
+            return user_id, None
+        self.admit(user_id, await asyncio.to_thread(self.history.length, user_id, conv_id)
+                   if conv_id else 0)
+        # SQLite work runs in a thread: the event loop relays everyone's tokens meanwhile.
+        turn = await asyncio.to_thread(self.history.start, user_id, conv_id, message,
+                                       opts["model"], opts["system_prompt"])
+        return user_id, turn
+
+    async def chat(self, message: str, conversation_id: str, model: str, system_prompt: str,
                    temperature: float, top_p: float, max_new_tokens: float, web_search: bool,
-                   token: str, session: dict | None, profile: gr.OAuthProfile | None = None):
-        """Answer `message` in the session's conversation (a new one if the chat is empty).
+                   token: str, session: dict | None, request: gr.Request,
+                   profile: gr.OAuthProfile | None = None):
+        """Answer `message` in conversation `conversation_id` ("" starts a new one).
 
         Yields (chat messages, session, turn info)."""
-        message = (message or "").strip()
-        history = list(history or [])
-        session = session or new_session()
-        if not message:
-            yield history, session, {}
+        opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens,
+                            web_search)
+        conv_id = conversation_id if isinstance(conversation_id, str) else ""
+        if conv_id:
+            try:
+                await asyncio.to_thread(self.history.length, self.user(token, profile), conv_id)
+            except NotFound:
+                raise gr.Error("This conversation does not exist.", title="Not found") from None
+        user_id, turn = await self._start(message, conv_id or None, opts, token, profile)
+        if turn is None:
+            yield [], session or new_session(), {}
             return
-        self.check_message(message)
-        user_id = self.user(token, profile)
-        conv = session.get("conv") if history else None
-        self.admit(user_id, len(session.get("ids") or []) if conv else 0)
-        # SQLite work runs in a thread: the event loop relays everyone's tokens meanwhile.
-        turn = await asyncio.to_thread(self.history.start, user_id, conv, message, model,
-                                       system_prompt or "")
-        if turn.conversation_id != conv:
-            history = []  # a new conversation: nothing before this message belongs to it
-        shown = history + [{"role": "user", "content": message}]
-        async for out in self._run(user_id, turn, shown, session, model, system_prompt,
-                                   temperature, top_p, max_new_tokens, web_search, message):
+        async for out in self._run(user_id, turn, opts, request, ui=False):
             yield out
 
-    async def retry(self, history: list, model: str, system_prompt: str, temperature: float,
-                    top_p: float, max_new_tokens: float, web_search: bool, token: str,
-                    session: dict | None, profile: gr.OAuthProfile | None = None):
-        """A new answer to the last user message; the old answer stays as a sibling."""
-        history, session = list(history or []), session or new_session()
-        user_id = self.user(token, profile)
-        ids = session.get("ids") or []
-        last = max((i for i, m in enumerate(history) if _role(m) == "user"), default=None)
-        if last is None or not session.get("conv") or last >= len(ids):
-            yield history, session, {}
+    async def chat_ui(self, message: str, model: str, system_prompt: str, temperature: float,
+                      top_p: float, max_new_tokens: float, web_search: bool, token: str,
+                      session: dict | None, request: gr.Request,
+                      profile: gr.OAuthProfile | None = None):
+        """The browser's send: like `chat` in the conversation on screen; a new conversation
+        is listed in the sidebar as soon as its first message is stored."""
+        session = session or new_session()
+        opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens,
+                            web_search)
+        user_id, turn = await self._start(message, session.get("conv"), opts, token, profile)
+        if turn is None:
+            yield gr.skip(), session, {}, gr.skip()
             return
-        self.admit(user_id, last)
+        first = True
+        async for chat, session, info in self._run(user_id, turn, opts, request):
+            if first and turn.new_conversation:
+                yield chat, session, info, gr.Radio(
+                    choices=self.history.conversations(user_id), value=turn.conversation_id)
+            else:
+                yield chat, session, info, gr.skip()
+            first = False
+
+    async def retry(self, conversation_id: str, model: str, system_prompt: str,
+                    temperature: float, top_p: float, max_new_tokens: float, web_search: bool,
+                    token: str, session: dict | None, request: gr.Request,
+                    profile: gr.OAuthProfile | None = None):
+        """A new answer to the last question of a conversation; the old answer stays as a
+        sibling. The question is the stored one, never text sent with the request."""
+        conv_id = conversation_id if isinstance(conversation_id, str) else ""
+        async for out in self._retry(conv_id, (model, system_prompt, temperature, top_p,
+                                               max_new_tokens, web_search), token, session,
+                                     request, profile, ui=False):
+            yield out
+
+    async def retry_ui(self, model, system_prompt, temperature, top_p, max_new_tokens,
+                       web_search, token, session, request: gr.Request,
+                       profile: gr.OAuthProfile | None = None):
+        async for out in self._retry((session or {}).get("conv") or "",
+                                     (model, system_prompt, temperature, top_p, max_new_tokens,
+                                      web_search), token, session, request, profile, ui=True):
+            yield out
+
+    async def _retry(self, conv_id: str, settings: tuple, token, session, request, profile,
+                     ui: bool):
+        opts = self.options(*settings)
+        user_id = self.user(token, profile)
         try:
-            turn = await asyncio.to_thread(self.history.retry, user_id, session["conv"],
-                                           ids[last])
+            last = await asyncio.to_thread(self.history.last_user_message, user_id, conv_id) \
+                if conv_id else None
+            if last is None:
+                raise gr.Error("There is no question to answer again.", title="Nothing to retry")
+            self.admit(user_id,
+                       await asyncio.to_thread(self.history.length, user_id, conv_id) - 1)
+            turn = await asyncio.to_thread(self.history.retry, user_id, conv_id, last)
         except NotFound:
-            raise gr.Error("This conversation is not available.") from None
-        async for out in self._run(user_id, turn, history[: last + 1], session, model,
-                                   system_prompt, temperature, top_p, max_new_tokens,
-                                   web_search, _content_text(history[last])):
+            raise gr.Error("This conversation does not exist.", title="Not found") from None
+        self.check_message(turn.message)
+        async for out in self._run(user_id, turn, opts, request, ui=ui):
+            yield out
+
+    async def continue_answer(self, model, system_prompt, temperature, top_p, max_new_tokens,
+                              token, session, request: gr.Request,
+                              profile: gr.OAuthProfile | None = None):
+        """More of the last answer, when it was cut at the length limit; appended to it."""
+        session = session or new_session()
+        opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens, False)
+        user_id = self.user(token, profile)
+        conv_id = session.get("conv")
+        try:
+            last = self.history.last_answer(user_id, conv_id) if conv_id else None
+        except NotFound:
+            raise gr.Error("This conversation does not exist.", title="Not found") from None
+        if last is None or last["finish_reason"] != "length":
+            yield gr.skip(), session, {}
+            return
+        self.admit(user_id, 0)
+        turn, answer = await asyncio.to_thread(self.history.continue_turn, user_id, conv_id,
+                                               last["id"])
+        async for out in self._run(user_id, turn, opts, request, answer=answer):
             yield out
 
     @staticmethod
     def stash_edit(evt: gr.EditData) -> dict:
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
-        return {"index": index, "text": str(evt.value or "")}
+        return {"index": index, "text": evt.value if isinstance(evt.value, str) else ""}
 
-    async def edit(self, history: list, edit: dict | None, model: str, system_prompt: str,
+    async def edit(self, edit: dict | None, model: str, system_prompt: str,
                    temperature: float, top_p: float, max_new_tokens: float, web_search: bool,
-                   token: str, session: dict | None, profile: gr.OAuthProfile | None = None):
+                   token: str, session: dict | None, request: gr.Request,
+                   profile: gr.OAuthProfile | None = None):
         """An edited user message becomes a sibling branch and gets a fresh answer."""
-        history, session = list(history or []), session or new_session()
+        session = session or new_session()
+        opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens,
+                            web_search)
         user_id = self.user(token, profile)
-        index, text = (edit or {}).get("index", -1), (edit or {}).get("text", "").strip()
+        index = (edit or {}).get("index", -1)
+        text = self.check_message((edit or {}).get("text", ""))
         ids = session.get("ids") or []
-        if not (0 <= index < len(ids)) or _role(history[index]) != "user" or not text:
-            yield history, session, {}
+        if not (isinstance(index, int) and 0 <= index < len(ids)) or not text \
+                or not session.get("conv"):
+            yield gr.skip(), session, {}
             return
-        self.check_message(text)
         self.admit(user_id, index)
         try:
             turn = await asyncio.to_thread(self.history.edit, user_id, session["conv"],
                                            ids[index], text)
         except NotFound:
-            raise gr.Error("This conversation is not available.") from None
-        shown = history[:index] + [{"role": "user", "content": text}]
-        async for out in self._run(user_id, turn, shown, session, model, system_prompt,
-                                   temperature, top_p, max_new_tokens, web_search, text):
+            raise gr.Error("Only your own questions can be edited.") from None
+        async for out in self._run(user_id, turn, opts, request):
             yield out
 
-    def undo(self, history: list, token: str, session: dict | None,
-             profile: gr.OAuthProfile | None = None):
-        """Remove the last user turn from view (kept in the tree) and refill the input box."""
-        history, session = list(history or []), session or new_session()
-        last = max((i for i, m in enumerate(history) if _role(m) == "user"), default=None)
-        if last is None:
-            return history, "", session
-        ids = session.get("ids") or []
-        if session.get("conv") and last < len(ids):
-            user_id = self.user(token, profile)
-            try:
-                if not self.history.undo(user_id, session["conv"], ids[last]):
-                    session = new_session()
-            except NotFound:
-                session = new_session()
-        session = {**session, "ids": ids[:last]} if session.get("conv") else session
-        return history[:last], _content_text(history[last]), session
-
-    @staticmethod
-    def mark_stopped(history: list) -> list:
-        """Runs when the user presses stop: keep the partial answer, visibly marked."""
-        history = list(history or [])
-        if history and _role(history[-1]) == "assistant":
-            text = _content_text(history[-1])
-            if not text.endswith(STOPPED_MARK):
-                history[-1] = {"role": "assistant",
-                               "content": (text + "\n\n" if text else "") + STOPPED_MARK}
-        elif history:
-            history.append({"role": "assistant", "content": STOPPED_MARK})
-        return history
-
-    # -- sibling answers (after retries) -------------------------------------------------
-    def answer_nav(self, token: str, session: dict | None,
-                   profile: gr.OAuthProfile | None = None):
-        """Show "◀ 2 / 3 ▶" under the chat when the last answer has siblings."""
-        ids = (session or {}).get("ids") or []
-        if not (session or {}).get("conv") or not ids:
-            return gr.update(visible=False), ""
-        try:
-            pos, count = self.history.answer_position(self.user(token, profile), ids[-1])
-        except NotFound:
-            return gr.update(visible=False), ""
-        return gr.update(visible=count > 1), f"Answer **{pos} / {count}**"
-
-    def switch_answer(self, step: int, token: str, session: dict | None,
-                      profile: gr.OAuthProfile | None = None):
-        """Show the previous/next answer to the last question (and what followed it)."""
+    def undo(self, token: str, session: dict | None, profile: gr.OAuthProfile | None = None):
+        """Take back the last question (kept in the tree) and put its text in the input box."""
         session = session or new_session()
-        ids = session.get("ids") or []
-        if not session.get("conv") or not ids:
-            return gr.update(), session, gr.update(), gr.update()
+        conv_id = session.get("conv")
+        if not conv_id:
+            return gr.skip(), gr.skip(), session
         user_id = self.user(token, profile)
         try:
-            if self.history.switch_answer(user_id, session["conv"], ids[-1], step) is None:
-                return gr.update(), session, gr.update(), gr.update()
-            messages, new_ids, votes = self.history.load(user_id, session["conv"])
+            text = self.history.undo(user_id, conv_id)
+            if text is None:
+                return gr.skip(), gr.skip(), session
+            if not self.history.exists(user_id, conv_id):  # the first message was undone
+                return [], text, new_session()
+            chat, ids = self._view(user_id, conv_id)
         except NotFound:
             raise gr.Error("This conversation does not exist.", title="Not found") from None
-        session = {"conv": session["conv"], "ids": new_ids}
-        nav, label = self.answer_nav(token, session, profile)
-        return gr.Chatbot(messages, feedback_value=votes), session, nav, label
+        return chat, text, {"conv": conv_id, "ids": ids}
+
+    # -- versions: sibling answers (retries) and edited questions ------------------------
+    def nav(self, token: str, session: dict | None, profile: gr.OAuthProfile | None = None):
+        """The version switchers under the chat and the Continue button, for the branch on
+        screen: "Answer 2 / 3" after retries, "Question 1 / 2" after an edit."""
+        hidden = (gr.update(visible=False), "", gr.update(visible=False), "",
+                  gr.update(visible=False))
+        conv_id = (session or {}).get("conv")
+        if not conv_id:
+            return hidden
+        user_id = self.user(token, profile)
+        try:
+            v = self.history.versions(user_id, conv_id)
+            last = self.history.last_answer(user_id, conv_id)
+        except NotFound:
+            return hidden
+        return (gr.update(visible=v.answer_count > 1),
+                f"Answer {v.answer_pos} / {v.answer_count}",
+                gr.update(visible=v.question_count > 1),
+                f"Question {v.question_pos} / {v.question_count}",
+                gr.update(visible=bool(last and last["finish_reason"] == "length")))
+
+    def switch(self, kind: str, step: int, token: str, session: dict | None,
+               profile: gr.OAuthProfile | None = None):
+        """Show the previous/next version of the last answer or of the edited question (and
+        what followed it)."""
+        session = session or new_session()
+        conv_id = session.get("conv")
+        if not conv_id:
+            return gr.skip(), session
+        user_id = self.user(token, profile)
+        try:
+            v = self.history.versions(user_id, conv_id)
+            target = (v.question_id if kind == "question" else
+                      (self.history.last_answer(user_id, conv_id) or {}).get("id"))
+            if target is None or self.history.switch_answer(user_id, conv_id, target,
+                                                            step) is None:
+                return gr.skip(), session
+            chat, ids = self._view(user_id, conv_id)
+        except NotFound:
+            raise gr.Error("This conversation does not exist.", title="Not found") from None
+        return chat, {"conv": conv_id, "ids": ids}
 
     # -- conversations -------------------------------------------------------------------
     def conversations(self, token: str, profile: gr.OAuthProfile | None = None) -> list:

@@ -25,6 +25,22 @@ class Turn:
     new_conversation: bool = False
     assistant_message_id: str | None = None
     ids: list = field(default_factory=list)  # display ids for the branch before this turn
+    # What the chat shows before the answer, rebuilt from the store: the client's copy of
+    # the chat is never echoed back (it could carry file parts or text the store never saw).
+    shown: list = field(default_factory=list)
+    votes: list = field(default_factory=list)
+    message: str = ""  # the stored text of the user message being answered
+
+
+@dataclass
+class Versions:
+    """Where the branch on screen can switch: the last answer's siblings, and the deepest
+    question that was edited (its versions)."""
+    answer_pos: int = 0
+    answer_count: int = 0
+    question_id: str | None = None
+    question_pos: int = 0
+    question_count: int = 0
 
 
 def title_from(message: str) -> str:
@@ -32,27 +48,41 @@ def title_from(message: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def _view(branch: list[dict]) -> tuple[list[dict], list]:
-    """Chat messages and their ids for a stored branch."""
-    messages, ids, _ = _view_with_votes(branch)
-    return messages, ids
+def _view_with_votes(branch: list[dict], show_model: bool = False
+                     ) -> tuple[list[dict], list, list]:
+    """Also the vote per assistant message, as Gradio's `feedback_value` wants it.
 
-
-def _view_with_votes(branch: list[dict]) -> tuple[list[dict], list, list]:
-    """Also the vote per assistant message, as Gradio's `feedback_value` wants it."""
+    show_model: start each answer with a line naming the model that wrote it."""
     messages, ids, votes = [], [], []
     for m in branch:
         if m["role"] == "user":
             messages.append({"role": "user", "content": m["content"]})
             ids.append(m["id"])
         else:
+            meta = m.get("meta") or {}
             shown = assistant_view(m["content"], m.get("finish_reason"), m.get("error"),
-                                   m.get("sources") or [])
+                                   m.get("sources") or [], meta.get("notices"),
+                                   steps=meta.get("steps"),
+                                   model=m.get("model") if show_model else None)
             messages.extend(shown)
             ids.extend([m["id"]] * len(shown))
             label = (m.get("feedback") or {}).get("label")
             votes.extend([{True: "Like", False: "Dislike"}.get(label)] * len(shown))
     return messages, ids, votes
+
+
+def versions_of(branch: list[dict]) -> Versions:
+    v = Versions()
+    if branch and branch[-1]["role"] == "assistant":
+        sib = branch[-1].get("sibling_ids") or [branch[-1]["id"]]
+        v.answer_pos, v.answer_count = sib.index(branch[-1]["id"]) + 1, len(sib)
+    for m in reversed(branch):
+        sib = m.get("sibling_ids") or [m["id"]]
+        if m["role"] == "user" and len(sib) > 1:
+            v.question_id = m["id"]
+            v.question_pos, v.question_count = sib.index(m["id"]) + 1, len(sib)
+            break
+    return v
 
 
 def _prompt(branch: list[dict]) -> list[dict]:
@@ -61,34 +91,64 @@ def _prompt(branch: list[dict]) -> list[dict]:
 
 
 class History:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, show_model: bool = False):
         self.store = store
+        # The chat names the model at the top of each answer (display only, like the stop mark).
+        self.show_model = show_model
 
     # -- conversations -------------------------------------------------------------------
     def conversations(self, user_id: str) -> list[tuple[str, str]]:
         return [(c["title"] or "Untitled", c["id"]) for c in self.store.list_conversations(user_id)]
 
     def load(self, user_id: str, conv_id: str) -> tuple[list[dict], list, list]:
-        """(chat messages, store id per message, vote per assistant message)."""
+        """(chat messages, store id per message, vote per chat message)."""
         self.store.get_conversation(user_id, conv_id)
-        return _view_with_votes(self.store.branch(user_id, conv_id))
+        return _view_with_votes(self.store.branch(user_id, conv_id), self.show_model)
 
-    def answer_position(self, user_id: str, message_id: str | None) -> tuple[int, int]:
-        """(1-based position, count) of an answer among its sibling answers."""
-        if not message_id:
-            return 0, 0
-        siblings = self.store.siblings(user_id, message_id)
-        ids = [m["id"] for m in siblings]
-        return (ids.index(message_id) + 1 if message_id in ids else 0), len(ids)
+    def length(self, user_id: str, conv_id: str) -> int:
+        """Messages in the branch on screen (NotFound when not the user's conversation)."""
+        return len(self.store.branch(user_id, conv_id))
+
+    def exists(self, user_id: str, conv_id: str) -> bool:
+        try:
+            self.store.get_conversation(user_id, conv_id)
+            return True
+        except NotFound:
+            return False
+
+    def versions(self, user_id: str, conv_id: str) -> Versions:
+        return versions_of(self.store.branch(user_id, conv_id))
+
+    def last_user_message(self, user_id: str, conv_id: str) -> str | None:
+        """The question at the end of the branch on screen (what retry answers again)."""
+        for m in reversed(self.store.branch(user_id, conv_id)):
+            if m["role"] == "user":
+                return m["id"]
+        return None
+
+    def last_answer(self, user_id: str, conv_id: str) -> dict | None:
+        branch = self.store.branch(user_id, conv_id)
+        return branch[-1] if branch and branch[-1]["role"] == "assistant" else None
 
     def switch_answer(self, user_id: str, conv_id: str, message_id: str, step: int) -> str | None:
-        """Show the previous (-1) or next (+1) sibling of an answer; its id, or None at an end."""
+        """Show the previous (-1) or next (+1) sibling of a message (an answer, or a version of
+        an edited question, with what followed it); its id, or None at an end."""
         siblings = [m["id"] for m in self.store.siblings(user_id, message_id)]
         i = siblings.index(message_id) + step
         if not 0 <= i < len(siblings):
             return None
         self.store.set_current_leaf(user_id, conv_id, siblings[i], descend=True)
+        self._title_follows_branch(user_id, conv_id, message_id, siblings[i])
         return siblings[i]
+
+    def _title_follows_branch(self, user_id: str, conv_id: str, old_id: str, new_id: str) -> None:
+        """Switching versions of the first question retitles the chat, unless it was renamed."""
+        old, new = self.store.get_message(user_id, old_id), self.store.get_message(user_id, new_id)
+        if old["role"] != "user" or old["parent_id"] is not None:
+            return
+        conv = self.store.get_conversation(user_id, conv_id)
+        if conv["title"] in ("", title_from(old["content"])):
+            self.store.rename_conversation(user_id, conv_id, title_from(new["content"]))
 
     def rename(self, user_id: str, conv_id: str, title: str) -> None:
         self.store.rename_conversation(user_id, conv_id, title_from(title) or "Untitled")
@@ -112,55 +172,92 @@ class History:
                                                      system_prompt)
             new = True
         branch = self.store.branch(user_id, conv_id)
-        _, ids = _view(branch)
+        shown, ids, votes = _view_with_votes(branch, self.show_model)
         user_msg = self.store.add_message(user_id, conv_id, "user", message, parent_id=LEAF)
-        return Turn(conv_id, user_msg, _prompt(branch), new, ids=ids)
+        return Turn(conv_id, user_msg, _prompt(branch), new, ids=ids, shown=shown, votes=votes,
+                    message=message)
 
     def _before(self, user_id: str, conv_id: str, user_message_id: str
-                ) -> tuple[dict, list[dict], list]:
-        """A user message of this conversation, the branch before it, and its display ids."""
+                ) -> tuple[dict, list[dict], tuple[list, list, list]]:
+        """A user message of this conversation, the branch before it, and its display."""
         msg = self.store.get_message(user_id, user_message_id)
-        if msg["role"] != "user":
+        if msg["role"] != "user" or msg["conversation_id"] != conv_id:
             raise NotFound("no such message")
         before = self.store.branch(user_id, conv_id, leaf_id=user_message_id)[:-1]
-        return msg, before, _view(before)[1]
+        return msg, before, _view_with_votes(before, self.show_model)
 
     def retry(self, user_id: str, conv_id: str, user_message_id: str) -> Turn:
-        """Another answer to an existing user message: a sibling of the previous answers."""
-        _, before, ids = self._before(user_id, conv_id, user_message_id)
+        """Another answer to an existing user message: a sibling of the previous answers.
+        The question is the stored one, whatever the client shows."""
+        msg, before, (shown, ids, votes) = self._before(user_id, conv_id, user_message_id)
         self.store.set_current_leaf(user_id, conv_id, user_message_id, descend=False)
-        return Turn(conv_id, user_message_id, _prompt(before), ids=ids)
+        return Turn(conv_id, user_message_id, _prompt(before), ids=ids, shown=shown,
+                    votes=votes, message=msg["content"])
 
     def edit(self, user_id: str, conv_id: str, user_message_id: str, new_text: str) -> Turn:
         """An edited user message: a sibling of the original under the same parent."""
-        old, before, ids = self._before(user_id, conv_id, user_message_id)
+        old, before, (shown, ids, votes) = self._before(user_id, conv_id, user_message_id)
         msg = self.store.add_message(user_id, conv_id, "user", new_text,
                                      parent_id=old["parent_id"])
-        return Turn(conv_id, msg, _prompt(before), ids=ids)
+        self._title_follows_branch(user_id, conv_id, user_message_id, msg)
+        return Turn(conv_id, msg, _prompt(before), ids=ids, shown=shown, votes=votes,
+                    message=new_text)
 
-    def undo(self, user_id: str, conv_id: str, user_message_id: str) -> bool:
-        """Move the current branch back before this user message (nothing is deleted).
+    def continue_turn(self, user_id: str, conv_id: str, answer_id: str) -> tuple[Turn, dict]:
+        """Generate more of an answer cut at the length limit: (turn, the stored answer)."""
+        answer = self.store.get_message(user_id, answer_id)
+        if answer["role"] != "assistant" or answer["conversation_id"] != conv_id:
+            raise NotFound("no such message")
+        user_msg, before, (shown, ids, votes) = self._before(user_id, conv_id,
+                                                             answer["parent_id"])
+        self.store.set_current_leaf(user_id, conv_id, answer_id, descend=False)
+        turn = Turn(conv_id, user_msg["id"], _prompt(before), ids=ids, shown=shown,
+                    votes=votes, message=user_msg["content"], assistant_message_id=answer_id)
+        return turn, answer
 
-        Returns False when it was the first message: the caller starts a new conversation
-        (the old one stays in the history with its votes)."""
-        msg = self.store.get_message(user_id, user_message_id)
-        if not msg["parent_id"]:
-            return False
-        self.store.set_current_leaf(user_id, conv_id, msg["parent_id"], descend=False)
-        return True
+    def undo(self, user_id: str, conv_id: str) -> str | None:
+        """Move the current branch back before its last user message; that message's stored
+        text (to put back in the input box), or None when there is nothing to undo.
+
+        Undoing the first message empties the chat: the conversation is deleted unless an
+        answer in it was rated (votes are training data the user chose to give)."""
+        branch = self.store.branch(user_id, conv_id)
+        last = next((m for m in reversed(branch) if m["role"] == "user"), None)
+        if last is None:
+            return None
+        if last["parent_id"]:
+            self.store.set_current_leaf(user_id, conv_id, last["parent_id"], descend=False)
+        elif not any(m.get("feedback") for m in branch):
+            self.store.delete_conversation(user_id, conv_id)
+        else:
+            self.store.set_current_leaf(user_id, conv_id, last["id"], descend=False)
+        return last["content"]
 
     def finish(self, user_id: str, turn: Turn, result: TurnResult, model: str,
                backend_type: str) -> str:
         """Store the answer, complete, stopped or failed; the partial text is kept."""
+        meta = {k: v for k, v in (("steps", result.steps), ("notices", result.notices)) if v}
         msg = self.store.add_message(
             user_id, turn.conversation_id, "assistant", result.text,
             parent_id=turn.user_message_id, model=model, backend=backend_type,
             params=result.params, finish_reason=result.finish_reason or "stopped",
             error=result.error, prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens, ttft=result.ttft,
-            duration=result.duration, sources=result.sources)
+            duration=result.duration, sources=result.sources, meta=meta)
         turn.assistant_message_id = msg
         return msg
+
+    def finish_continuation(self, user_id: str, answer: dict, result: TurnResult) -> str:
+        """Append a continuation to the stored answer: one answer, as if never cut."""
+        meta = dict(answer.get("meta") or {})
+        meta["continued"] = int(meta.get("continued") or 0) + 1
+        tokens = [t for t in (answer.get("completion_tokens"), result.completion_tokens) if t]
+        self.store.update_message(
+            user_id, answer["id"], content=answer["content"] + result.text,
+            finish_reason=result.finish_reason or "stopped", error=result.error,
+            completion_tokens=sum(tokens) if tokens else None,
+            duration=(answer.get("duration") or 0) + result.duration, meta=meta)
+        return answer["id"]
 
     # -- feedback ------------------------------------------------------------------------
     def rate(self, user_id: str, message_id: str, label: bool | None,

@@ -5,8 +5,22 @@ One function for both paths, so a reloaded conversation looks like it did while 
 
 from __future__ import annotations
 
+import html
+
 STOPPED_MARK = "⏹️ *Stopped.*"
 ERROR_PREFIX = "⚠️ **Error:** "
+# Under an answer cut by max_new_tokens: without it the answer just ends mid-sentence.
+LENGTH_MARK = "✂️ *Stopped at the length limit — press **Continue** for more.*"
+
+
+# The small muted line naming the model that wrote an answer (style.css styles the class;
+# ui.js keeps it out of what the copy buttons copy).
+MODEL_CLASS = "answer-model"
+
+
+def model_line(model: str) -> dict:
+    return {"role": "assistant",
+            "content": f'<span class="{MODEL_CLASS}">{html.escape(model)}</span>'}
 
 
 def error_bubble(text: str) -> dict:
@@ -15,10 +29,15 @@ def error_bubble(text: str) -> dict:
 
 
 def assistant_view(text: str, finish_reason: str | None, error: str | None = None,
-                   sources: list | None = None, notices: list[str] | None = None) -> list[dict]:
-    """The messages shown for one answer: text (with linked citations), stop mark, error,
-    sources list, notices."""
-    out: list[dict] = []
+                   sources: list | None = None, notices: list[str] | None = None,
+                   steps: list[dict] | None = None, model: str | None = None) -> list[dict]:
+    """The messages shown for one answer: the model that wrote it, its finished steps (web
+    search…), text (with linked citations), stop or length mark, error, sources, notices.
+
+    The model line comes first, so the last message of an answer stays its text or notes."""
+    out: list[dict] = [model_line(model)] if model else []
+    out += [dict(s, metadata={**(s.get("metadata") or {}), "status": "done"})
+            for s in steps or []]
     body = text
     if sources and body:
         from .websearch.context import render_citations
@@ -26,10 +45,15 @@ def assistant_view(text: str, finish_reason: str | None, error: str | None = Non
         body = render_citations(body, sources)
     if finish_reason == "stopped":
         body = (body + "\n\n" if body else "") + STOPPED_MARK
+    elif finish_reason == "length" and body:
+        body = body + "\n\n" + LENGTH_MARK
     if body:
         out.append({"role": "assistant", "content": body})
     if finish_reason == "error":
         out.append(error_bubble(error or "The model failed."))
+    elif not body and finish_reason == "length":
+        out.append({"role": "assistant", "content": "*(The answer reached the length limit "
+                                                    "before any text: raise Max new tokens.)*"})
     elif not body:
         out.append({"role": "assistant", "content": "*(The model returned no text.)*"})
     if sources:

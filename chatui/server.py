@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 import gradio as gr
 import uvicorn
@@ -33,9 +35,32 @@ def create_server_app(demo: gr.Blocks, settings: Settings) -> FastAPI:
                              "models": models}, status_code=200 if ok else 503)
 
     demo.max_threads = settings.server.max_threads
-    return gr.mount_gradio_app(app, demo, path="", server_name=settings.server.host,
-                               server_port=settings.server.port, show_error=True,
-                               footer_links=["api"])
+    mounted = gr.mount_gradio_app(app, demo, path="", server_name=settings.server.host,
+                                  server_port=settings.server.port, show_error=True,
+                                  blocked_paths=private_paths(settings),
+                                  # No footer: its "Use via API" link is no use to a chat user.
+                                  footer_links=[],
+                                  # mount_gradio_app replaces the Blocks' css/js/head with these
+                                  # arguments (None = nothing): pass on what ui.py set.
+                                  css=demo.css, js=demo.js, head=demo.head)
+    # mount_gradio_app never marks the Blocks as launched, and Gradio skips its own file-path
+    # checks (processing_utils._check_allowed) until it is: without this, a file path in any
+    # payload would be copied into the cache and served.
+    demo.has_launched = True
+    return mounted
+
+
+def private_paths(settings: Settings) -> list[str]:
+    """Files Gradio must never serve, whatever a handler returns: the database (and its WAL
+    with every user's messages), the feedback folder and the config."""
+    from .config import DEFAULT_CONFIG
+
+    db_dir = Path(settings.storage.db_path).expanduser().resolve().parent
+    paths = {db_dir, DEFAULT_CONFIG.resolve(), Path(os.environ.get("CHATUI_CONFIG") or
+                                                    DEFAULT_CONFIG).resolve()}
+    if settings.storage.feedback_folder:
+        paths.add(Path(settings.storage.feedback_folder).expanduser().resolve())
+    return sorted(str(p) for p in paths)
 
 
 def serve(demo: gr.Blocks, settings: Settings) -> None:

@@ -118,3 +118,40 @@ class LoadAdaptiveInterval:
     def __exit__(self, *exc):
         with self._lock:
             self.active -= 1
+
+
+async def until(source: AsyncIterator[T], stop: asyncio.Event) -> AsyncIterator[T]:
+    """Items of `source` until `stop` is set; then `source` is interrupted and closed.
+
+    The stop button ends an answer this way, from inside the running event, so the event
+    finishes normally with its final update (a Gradio cancel would race with it)."""
+    it = source.__aiter__()
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            nxt = asyncio.ensure_future(it.__anext__())
+            await asyncio.wait({nxt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not nxt.done():
+                nxt.cancel()  # lands in the source's pending await: its finally runs now
+                try:
+                    await nxt
+                except (asyncio.CancelledError, StopAsyncIteration):
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # we are being cancelled ourselves (closed tab): let it through
+                return
+            try:
+                item = nxt.result()
+            except StopAsyncIteration:
+                return
+            yield item
+            if stop.is_set():
+                return
+    finally:
+        stopped.cancel()
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except RuntimeError:  # already closed by the cancellation above
+                pass

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
-from . import dashboard
+from . import dashboard, prefs
 from .chat import ChatService
 from .handlers import REASONS, Handlers, new_session
+from .identity import browser_secret
 from .history import History
 
 LATEX = [
@@ -16,12 +19,10 @@ LATEX = [
     {"left": "\\[", "right": "\\]", "display": True},
 ]
 
-CSS = """
-#model-info { font-size: 0.85em; opacity: 0.8; }
-#conversations .wrap { flex-direction: column; }
-#conversations label { width: 100%; }
-footer { display: none !important; }
-"""
+# Page styling, and the browser-side behaviour Gradio has no option for (phone sidebar,
+# Enter in the edit box, …): plain files next to this one, passed on by server.py.
+CSS = (Path(__file__).with_name("style.css")).read_text(encoding="utf-8")
+JS = (Path(__file__).with_name("ui.js")).read_text(encoding="utf-8")
 
 
 def build_ui(service: ChatService, history: History) -> gr.Blocks:
@@ -34,33 +35,51 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
 
     with gr.Blocks(title=settings.space.title, fill_height=True) as demo:
         # Anonymous identity: a random token in this browser's localStorage (see identity.py).
-        token = gr.BrowserState("", storage_key="chatui_user_token")
+        secret = browser_secret(Path(settings.storage.db_path).parent)
+        token = gr.BrowserState("", storage_key="chatui_user_token", secret=secret)
+        # The user's settings, kept in this browser across reloads (see prefs.py).
+        saved_prefs = gr.BrowserState({}, storage_key="chatui_settings", secret=secret)
         session = gr.State(new_session())
 
         with gr.Sidebar(open=True):
-            gr.Markdown(f"## {settings.space.emoji} {settings.space.title}")
+            gr.Markdown(f"## {settings.space.title}")
             if login:
                 gr.LoginButton()
-            new_chat = gr.Button("➕ New chat", variant="primary")
+            new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
             conversations = gr.Radio([], label="Conversations", elem_id="conversations",
                                      show_label=True, interactive=True)
-            with gr.Accordion("✏️ Rename / delete", open=False):
+            with gr.Accordion("Rename / delete", open=False):
                 new_title = gr.Textbox(label="New title", max_lines=1)
                 with gr.Row():
                     rename_btn = gr.Button("Rename", size="sm")
-                    delete_btn = gr.Button("🗑️ Delete", size="sm", variant="stop")
-            with gr.Accordion("⚙️ Settings", open=False):
-                system_prompt = gr.Textbox(default.system_prompt, label="System prompt", lines=3)
+                    delete_btn = gr.Button("Delete", size="sm", variant="stop",
+                                           elem_id="delete-conversation")
+                # Deleting cannot be undone: a second, explicit step.
+                with gr.Group(visible=False, elem_id="confirm-delete") as confirm_box:
+                    gr.Markdown("Delete this conversation for good?")
+                    with gr.Row():
+                        confirm_delete = gr.Button("Confirm delete", size="sm", variant="stop",
+                                                   elem_id="confirm-delete-button")
+                        cancel_delete = gr.Button("Cancel", size="sm",
+                                                  elem_id="cancel-delete-button")
+            with gr.Accordion("Settings", open=False):
+                system_prompt = gr.Textbox(default.system_prompt, label="System prompt", lines=3,
+                                           elem_id="system-prompt")
                 temperature = gr.Slider(0.0, 2.0, default.parameters.temperature, step=0.05,
-                                        label="Temperature")
-                top_p = gr.Slider(0.05, 1.0, default.parameters.top_p, step=0.05, label="Top-p")
-                max_new_tokens = gr.Slider(16, 4096, default.parameters.max_new_tokens, step=16,
-                                           label="Max new tokens")
+                                        label="Temperature", elem_id="temperature")
+                top_p = gr.Slider(0.05, 1.0, default.parameters.top_p, step=0.05, label="Top-p",
+                                  elem_id="top-p")
+                # Never more than the model's context: the answer could not fit anyway.
+                max_new_tokens = gr.Slider(16, default.context_length,
+                                           min(default.parameters.max_new_tokens,
+                                               default.context_length), step=16,
+                                           label="Max new tokens", elem_id="max-new-tokens")
 
         with gr.Tabs():
-            with gr.Tab("💬 Chat"):
-                with gr.Row():
-                    model = gr.Dropdown(model_names, value=default.name, label="Model", scale=3)
+            with gr.Tab("Chat"):
+                with gr.Row(elem_id="chat-header"):
+                    model = gr.Dropdown(model_names, value=default.name, label="Model", scale=3,
+                                        elem_id="model")
                     model_info = gr.Markdown(_model_info(default), elem_id="model-info")
                 chatbot = gr.Chatbot(
                     elem_id="chatbot", label="Chat", show_label=False, height="68vh",
@@ -68,41 +87,42 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     editable="user", buttons=["copy", "copy_all"],
                     feedback_options=("Like", "Dislike"),
                     placeholder=f"**{settings.space.title}** — ask anything. Answers stream "
-                                "from the model you pick above; rate them with 👍 / 👎.")
+                                "from the model you pick above; rate them with the thumbs under each.")
+                with gr.Row(visible=False, elem_id="question-nav") as question_nav:
+                    prev_question = gr.Button("‹ Previous", size="sm", scale=0, min_width=40,
+                                              elem_id="prev-question")
+                    question_label = gr.Markdown(elem_id="question-position")
+                    next_question = gr.Button("Next ›", size="sm", scale=0, min_width=40,
+                                              elem_id="next-question")
                 with gr.Row(visible=False, elem_id="answer-nav") as answer_nav:
-                    prev_answer = gr.Button("◀", size="sm", scale=0, min_width=40,
+                    prev_answer = gr.Button("‹ Previous", size="sm", scale=0, min_width=40,
                                             elem_id="prev-answer")
                     nav_label = gr.Markdown(elem_id="answer-position")
-                    next_answer = gr.Button("▶", size="sm", scale=0, min_width=40,
+                    next_answer = gr.Button("Next ›", size="sm", scale=0, min_width=40,
                                             elem_id="next-answer")
-                with gr.Group(visible=False) as reason_box:
+                continue_btn = gr.Button("Continue", size="sm", visible=False,
+                                         elem_id="continue-answer")
+                with gr.Group(visible=False, elem_id="reason-box") as reason_box:
                     gr.Markdown("**What was wrong with this answer?** (optional)")
                     reason = gr.Radio(REASONS, label="Reason", show_label=False)
                     comment = gr.Textbox(placeholder="Tell us more…", show_label=False,
                                          max_lines=4)
                     send_reason = gr.Button("Send feedback", size="sm")
                 disliked = gr.State(None)
-                with gr.Row(equal_height=True):
-                    web_search = gr.Checkbox(False, label="🌐 Search the web", scale=0,
-                                             min_width=170, visible=settings.websearch.enabled)
+                with gr.Row(equal_height=True, elem_id="input-row"):
+                    web_search = gr.Checkbox(False, label="Search the web", scale=0,
+                                             min_width=170, visible=settings.websearch.enabled,
+                                             elem_id="web-search")
                     textbox = gr.Textbox(placeholder="Ask anything…", show_label=False, lines=1,
                                          max_lines=8, autofocus=True, submit_btn=True,
                                          stop_btn=False, scale=8, elem_id="input")
-            with gr.Tab("📊 Feedback", visible=not login) as feedback_tab:
-                refresh = gr.Button("Refresh", size="sm")
-                votes_plot = gr.BarPlot(x="day", y="votes", color="model",
-                                        title="Votes per day", x_title="day")
-                rate_plot = gr.LinePlot(x="day", y="up_rate", color="model",
-                                        title="Thumbs-up rate", y_lim=[0, 1])
-                comments_table = gr.Dataframe(label="Latest comments", interactive=False,
-                                              wrap=True, elem_id="latest-comments")
-                gr.Markdown("Export training data: `python -m chatui export --format "
-                            "kto|dpo|conversations --out data.jsonl`")
+            # The operator's dashboard, its access check and its events: dashboard.py.
+            feedback_tab = dashboard.build_feedback_tab(history.store, login)
             turn_info = gr.JSON(visible=False)
             api_result = gr.Textbox(visible=False)
 
-        gen_inputs = [model, system_prompt, temperature, top_p, max_new_tokens, web_search,
-                      token, session]
+        settings_in = [model, system_prompt, temperature, top_p, max_new_tokens]
+        gen_inputs = [*settings_in, web_search, token, session]
         gen_outputs = [chatbot, session, turn_info]
 
         def busy():
@@ -111,49 +131,65 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         def idle():
             return gr.Textbox(submit_btn=True, stop_btn=False, interactive=True)
 
+        # The Chatbot's value is never an input of these events: what the chat shows is
+        # rebuilt from the store (see handlers.py), so a client cannot make the app echo
+        # file parts or invented turns.
         # Browser path: validate first (a refused message stays in the box), then move the
         # text out of the box and generate.
         pending = gr.State("")
         ui_event = (textbox.submit(h.check_message, [textbox], None, **private)
                     .success(lambda m: (m, busy()), [textbox], [pending, textbox], **private)
-                    .success(h.chat, [pending, chatbot, *gen_inputs], gen_outputs,
+                    .success(h.chat_ui, [pending, *gen_inputs], [*gen_outputs, conversations],
                              show_progress="hidden", api_name="chat_ui",
                              api_visibility="private"))
         # Named endpoints for gradio_client and bench/: one event, one round trip each.
+        conversation_id = gr.Textbox(visible=False)
         api_button = gr.Button(visible=False)
-        api_event = api_button.click(h.chat, [textbox, chatbot, *gen_inputs], gen_outputs,
-                                     api_name="chat", show_progress="hidden")
+        api_event = api_button.click(h.chat, [textbox, conversation_id, *gen_inputs],
+                                     gen_outputs, api_name="chat", show_progress="hidden")
+        api_retry = gr.Button(visible=False)
+        api_retry_event = api_retry.click(h.retry, [conversation_id, *gen_inputs], gen_outputs,
+                                          api_name="retry", show_progress="hidden")
         # busy() must land before the answer: chained, not a parallel listener (a fast model
         # can finish before a parallel busy() arrives and leave the stop button stuck).
         retry_event = (chatbot.retry(busy, None, [textbox], **private)
-                       .then(h.retry, [chatbot, *gen_inputs], gen_outputs, api_name="retry",
-                             show_progress="hidden"))
+                       .then(h.retry_ui, gen_inputs, gen_outputs, show_progress="hidden",
+                             api_visibility="private"))
+        # Generating events stay queued (queue=False cannot be cancelled by a new chat).
         pending_edit = gr.State(None)  # chained events do not receive the EditData
         edit_event = (chatbot.edit(h.stash_edit, None, [pending_edit], **private)
                       .then(busy, None, [textbox], **private)
-                      .then(h.edit, [chatbot, pending_edit, *gen_inputs], gen_outputs,
-                            api_name="edit_ui", api_visibility="private",
-                            show_progress="hidden"))
-        generating = [ui_event, api_event, retry_event, edit_event]
+                      .then(h.edit, [pending_edit, *gen_inputs], gen_outputs,
+                            show_progress="hidden", api_visibility="private"))
+        continue_event = (continue_btn.click(busy, None, [textbox], **private)
+                          .then(h.continue_answer, [*settings_in, token, session], gen_outputs,
+                                show_progress="hidden", api_visibility="private"))
+        generating = [ui_event, api_event, api_retry_event, retry_event, edit_event,
+                      continue_event]
         refresh_list = {"fn": h.conversation_choices, "inputs": [token, session],
                         "outputs": [conversations], **private}
-        show_nav = {"fn": h.answer_nav, "inputs": [token, session],
-                    "outputs": [answer_nav, nav_label], **private}
+        show_nav = {"fn": h.nav, "inputs": [token, session],
+                    "outputs": [answer_nav, nav_label, question_nav, question_label,
+                                continue_btn], **private}
         for event in generating:
             event.then(idle, None, [textbox], **private).then(**refresh_list).then(**show_nav)
-        for button, step in ((prev_answer, -1), (next_answer, 1)):
-            button.click(lambda tok, ses, step=step: h.switch_answer(step, tok, ses),
-                         [token, session], [chatbot, session, answer_nav, nav_label],
-                         **private)
-        textbox.stop(h.mark_stopped, [chatbot], [chatbot], cancels=generating, **private
-                     ).then(idle, None, [textbox], **private)
-        chatbot.undo(h.undo, [chatbot, token, session], [chatbot, textbox, session], **private
-                     ).then(**show_nav)
+        for button, kind, step in ((prev_answer, "answer", -1), (next_answer, "answer", 1),
+                                   (prev_question, "question", -1),
+                                   (next_question, "question", 1)):
+            button.click(lambda tok, ses, kind=kind, step=step: h.switch(kind, step, tok, ses),
+                         [token, session], [chatbot, session], **private
+                         ).then(**show_nav).then(**refresh_list)
+        # Stop ends the answer from the inside (no cancels=: see Handlers.stop).
+        textbox.stop(h.stop, None, None, **private)
+        chatbot.undo(h.undo, [token, session], [chatbot, textbox, session], **private
+                     ).then(**show_nav).then(**refresh_list)
 
         def start_new():
-            return [], "", new_session(), gr.Radio(value=None), gr.update(visible=False)
+            return ([], "", new_session(), gr.Radio(value=None), gr.update(visible=False),
+                    gr.update(visible=False), gr.update(visible=False))
 
-        fresh = [chatbot, textbox, session, conversations, answer_nav]
+        fresh = [chatbot, textbox, session, conversations, answer_nav, question_nav,
+                 continue_btn]
         new_chat.click(start_new, None, fresh, cancels=generating, **private)
         chatbot.clear(start_new, None, fresh, **private)
         conversations.input(h.open_conversation, [conversations, token], [chatbot, session],
@@ -167,8 +203,13 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
 
         rename_btn.click(h.rename, [conversations, new_title, token], [api_result], **private
                          ).success(**refresh_list)
-        delete_btn.click(h.delete, [conversations, token], [api_result], **private
-                         ).success(start_new, None, fresh, **private).then(**refresh_list)
+        # Delete asks first: the button only opens the "Confirm delete / Cancel" step.
+        delete_btn.click(lambda: gr.update(visible=True), None, [confirm_box], **private)
+        cancel_delete.click(lambda: gr.update(visible=False), None, [confirm_box], **private)
+        confirm_delete.click(lambda: gr.update(visible=False), None, [confirm_box], **private
+                             ).then(h.delete, [conversations, token], [api_result], **private
+                                    ).success(start_new, None, fresh, **private
+                                              ).then(**refresh_list)
 
         # API twins of the sidebar and the thumbs (identity = the caller's token).
         for fn, name in [(h.api_conversations, "conversations"),
@@ -181,25 +222,34 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
             spec = settings.model(name)
             p = spec.parameters
             return (_model_info(spec), spec.system_prompt, p.temperature, p.top_p,
-                    p.max_new_tokens)
+                    gr.Slider(maximum=spec.context_length,
+                              value=min(p.max_new_tokens, spec.context_length)))
 
-        model.change(on_model, [model], [model_info, system_prompt, temperature, top_p,
-                                         max_new_tokens], **private)
+        # .input, not .change: only the user's choice resets to the model's defaults, not the
+        # restore of saved settings on load.
+        model.input(on_model, [model], [model_info, system_prompt, temperature, top_p,
+                                        max_new_tokens], **private)
 
-        def load_dashboard(profile: gr.OAuthProfile | None = None):
-            if not dashboard.may_view(login, profile):
-                return gr.update(), gr.update(), gr.update()
-            votes, rates, comments = dashboard.stats_frames(history.store)
-            return votes, rates, comments
+        pref_fields = [model, system_prompt, temperature, top_p, max_new_tokens, web_search]
+        gr.on([c.change for c in pref_fields],
+              lambda *values: prefs.to_saved(settings, *values), pref_fields, [saved_prefs],
+              **private)
 
-        refresh.click(load_dashboard, None, [votes_plot, rate_plot, comments_table], **private)
+        def restore_prefs(saved):
+            p = prefs.restore(settings, saved)
+            spec = settings.model(p.model)
+            return (p.model, _model_info(spec), p.system_prompt, p.temperature, p.top_p,
+                    gr.Slider(maximum=spec.context_length, value=p.max_new_tokens),
+                    p.web_search)
+
+        demo.load(restore_prefs, [saved_prefs], [model, model_info, *pref_fields[1:]], **private)
 
         def on_load(tok, profile: gr.OAuthProfile | None = None):
             tok, convs = h.init_session(tok, profile)
-            return tok, convs, gr.Tab(visible=dashboard.may_view(login, profile))
+            return tok, convs, gr.Tab(visible=dashboard.tab_visible(login, profile))
 
         demo.load(on_load, [token], [token, conversations, feedback_tab], **private)
-    demo.css = CSS
+    demo.css, demo.js = CSS, JS
     return demo
 
 

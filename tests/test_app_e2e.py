@@ -15,9 +15,10 @@ def text_of(msg) -> str:
     return "".join(p.get("text", "") for p in c) if isinstance(c, list) else (c or "")
 
 
-def chat(client: Client, message: str, history=None, **kw):
-    """Submit one fresh-conversation turn; return every streamed snapshot with its time."""
-    args = dict(message=message, history=history or [], model="smol",
+def chat(client: Client, message: str, conversation_id="", **kw):
+    """Submit one turn (a new conversation unless `conversation_id`); return every streamed
+    snapshot with its time, the final chat and the turn info."""
+    args = dict(message=message, conversation_id=conversation_id, model="smol",
                 system_prompt="You are a helpful assistant.", temperature=0.6, top_p=0.9,
                 max_new_tokens=kw.pop("max_new_tokens", 48), web_search=False, token=TOKEN)
     args.update(kw)
@@ -26,12 +27,12 @@ def chat(client: Client, message: str, history=None, **kw):
     snaps = []
     for out in job:
         snaps.append((time.perf_counter() - t0, out[0]))
-    return snaps, job.outputs()[-1][0]
+    return snaps, job.outputs()[-1][0], job.outputs()[-1][-1]
 
 
 def test_chat_streams_a_real_answer(app_url):
     client = Client(app_url, verbose=False)
-    snaps, final = chat(client, "Tell me about the moon.")
+    snaps, final, _ = chat(client, "Tell me about the moon.")
     assert final[0]["role"] == "user" and text_of(final[0]) == "Tell me about the moon."
     answer = text_of(final[-1])
     assert final[-1]["role"] == "assistant" and len(answer.split()) >= 5
@@ -43,9 +44,11 @@ def test_chat_streams_a_real_answer(app_url):
 
 def test_history_is_sent_back_to_the_model(app_url):
     client = Client(app_url, verbose=False)
-    _, first = chat(client, "My name is Zorblax.", max_new_tokens=16)
-    _, second = chat(client, "What is my name?", history=first, max_new_tokens=24)
-    assert [m["role"] for m in second] == ["user", "assistant", "user", "assistant"]
+    _, first, info = chat(client, "My name is Zorblax.", max_new_tokens=16)
+    _, second, _ = chat(client, "What is my name?", conversation_id=info["conversation_id"],
+                        max_new_tokens=24)
+    texts = [m for m in second if "answer-model" not in text_of(m)]  # the model's name line
+    assert [m["role"] for m in texts] == ["user", "assistant", "user", "assistant"]
     assert text_of(second[0]) == "My name is Zorblax."
 
 
@@ -54,7 +57,7 @@ def test_two_clients_stream_at_the_same_time(app_url):
 
     def run(name, q):
         client = Client(app_url, verbose=False)
-        snaps, final = chat(client, q, max_new_tokens=40)
+        snaps, final, _ = chat(client, q, max_new_tokens=40)
         tokens = [t for t, o in snaps if len(o) > 1 and text_of(o[-1])]
         results[name] = (tokens[0], snaps[-1][0], text_of(final[-1]), time.perf_counter())
 
@@ -73,10 +76,10 @@ def test_two_clients_stream_at_the_same_time(app_url):
 
 def test_empty_and_oversized_messages_are_refused_without_calling_the_model(app_url):
     client = Client(app_url, verbose=False)
-    _, final = chat(client, "   ")
+    _, final, _ = chat(client, "   ")
     assert final == []
     with pytest.raises(Exception) as e:
-        client.predict("x" * 20_000, [], "smol", "", 0.6, 0.9, 16, False, TOKEN,
+        client.predict("x" * 20_000, "", "smol", "", 0.6, 0.9, 16, False, TOKEN,
                        api_name="/chat")
     assert "20,000 characters" in str(e.value) and "limit is 16,000" in str(e.value)
 

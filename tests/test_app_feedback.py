@@ -26,9 +26,9 @@ def app(tmp_path_factory):
     stop_process(proc)
 
 
-def ask(client, message, token, history=None, max_new_tokens=16):
-    return client.predict(message, history or [], "smol", "", 0.7, 0.9, max_new_tokens, False,
-                          token, api_name="/chat")
+def ask(client, message, token, conversation_id="", max_new_tokens=16):
+    return client.predict(message, conversation_id, "smol", "", 0.7, 0.9, max_new_tokens,
+                          False, token, api_name="/chat")
 
 
 def rows(db: Path, sql: str, *args):
@@ -84,8 +84,8 @@ def test_retry_makes_a_sibling_and_export_yields_a_dpo_pair(app, tmp_path):
     url, db = app
     client = Client(url, verbose=False)
     chat, first = ask(client, "Give me a fun fact.", ALICE)
-    chat2, second = client.predict(chat, "smol", "", 0.9, 0.9, 16, False, ALICE,
-                                   api_name="/retry")
+    chat2, second = client.predict(first["conversation_id"], "smol", "", 0.9, 0.9, 16, False,
+                                   ALICE, api_name="/retry")
     assert second["conversation_id"] == first["conversation_id"]
     assert second["user_message_id"] == first["user_message_id"]
     assert second["assistant_message_id"] != first["assistant_message_id"]
@@ -142,17 +142,20 @@ def test_one_user_can_never_touch_anothers_conversation(app):
     assert rows(db, "SELECT * FROM messages WHERE conversation_id = ?", conv) == []
 
 
-def test_bob_cannot_continue_alices_conversation_through_session_state(app, tmp_path):
-    """Even a chat call naming Alice's conversation in the session never writes into it."""
+def test_bob_cannot_continue_or_retry_alices_conversation(app, tmp_path):
+    """A chat or retry call naming Alice's conversation, with Bob's token, never writes into
+    it and reveals nothing of it."""
     url, db = app
     alice = Client(url, verbose=False)
     chat, info = ask(alice, "Alice's question", ALICE)
-    # Same client session (so the server-side session points at Alice's conversation),
-    # but Bob's token: the message must land in a new conversation owned by Bob.
-    _, info2 = ask(alice, "Bob writes here", BOB, history=chat)
-    assert info2["conversation_id"] != info["conversation_id"]
-    assert len(rows(db, "SELECT * FROM messages WHERE conversation_id = ?",
-                    info["conversation_id"])) == 2
+    conv = info["conversation_id"]
+    # Same client session (so the server-side session points at Alice's conversation).
+    for args, name in [(("Bob writes here", conv, "smol", "", 0.7, 0.9, 16, False, BOB),
+                        "/chat"), ((conv, "smol", "", 0.7, 0.9, 16, False, BOB), "/retry")]:
+        with pytest.raises(Exception, match="does not exist") as e:
+            alice.predict(*args, api_name=name)
+        assert "Alice's question" not in str(e.value)
+    assert len(rows(db, "SELECT * FROM messages WHERE conversation_id = ?", conv)) == 2
 
 
 def test_stopped_answer_is_stored_with_its_partial_text(app):
@@ -162,7 +165,7 @@ def test_stopped_answer_is_stored_with_its_partial_text(app):
 
     url, db = app
     client = Client(url, verbose=False)
-    job = client.submit("Write a very long essay about the history of bridges.", [], "smol",
+    job = client.submit("Write a very long essay about the history of bridges.", "", "smol",
                         "", 0.7, 0.9, 1000, False, ALICE, api_name="/chat")
     info = None
     deadline = time.monotonic() + 60

@@ -3,10 +3,12 @@
 The public engines are unreachable here, so the search engine is a local server speaking
 SearXNG's documented JSON API (`/search?q=…&format=json` → `results[].url/title/content`);
 the pages are real HTML served on loopback, which the app may fetch only because the test
-config sets `allow_private_addresses: true` (off by default).
+config sets `allow_private_addresses: true` (off by default). `site.mode` makes that engine
+fail ("429", "500") for the tests of what a user reads when search fails.
 """
 
 import json
+import shutil
 import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +41,7 @@ class Site:
     def __init__(self):
         site = self
         self.queries: list[str] = []
+        self.mode: str | None = None  # "429" / "500": the engine refuses / breaks
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *a):
@@ -46,6 +49,12 @@ class Site:
 
             def do_GET(self):
                 url = urlparse(self.path)
+                if url.path == "/search" and site.mode:
+                    site.queries.append(parse_qs(url.query).get("q", [""])[0])
+                    self.send_response(int(site.mode))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if url.path == "/search":
                     site.queries.append(parse_qs(url.query).get("q", [""])[0])
                     body = json.dumps({"query": "q", "results": [
@@ -96,7 +105,7 @@ def text(msg) -> str:
 
 def run(url, question, model):
     client = Client(url, verbose=False)
-    job = client.submit(question, [], model, "", 0.3, 0.9, 48, True, TOKEN, api_name="/chat")
+    job = client.submit(question, "", model, "", 0.3, 0.9, 48, True, TOKEN, api_name="/chat")
     titles = []
     for chat, info in job:
         for m in chat:
@@ -107,15 +116,44 @@ def run(url, question, model):
     return chat, info, titles
 
 
-def test_search_with_the_bundled_model_shows_steps_and_stores_sources(site, tmp_path):
-    proc, url = start_app(tmp_path, config(site, """
+def shown(chat: list) -> str:
+    """All a user can read of a chat: every message's text and step title."""
+    return "\n".join(text(m) + "\n" + str((m.get("metadata") or {}).get("title") or "")
+                     for m in chat)
+
+
+@pytest.fixture(scope="module")
+def smol_app(site, tmp_path_factory):
+    """The app on the bundled model (SmolLM2 via llama.cpp), started once for this module."""
+    tmp = tmp_path_factory.mktemp("smol")
+    proc, url = start_app(tmp, config(site, """
 models:
   - {name: smol, type: llamacpp, model_path: bundled, parameters: {max_new_tokens: 48}}
 """))
-    try:
-        chat, info, titles = run(url, "How long is the Zorblax Bridge?", "smol")
-    finally:
-        stop_process(proc)
+    yield url, tmp
+    stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def wire_app(site, tmp_path_factory):
+    """The app on the wire fake, whose every answer (search query included) a test scripts
+    through `upstream.config.token_text`."""
+    tmp = tmp_path_factory.mktemp("wire")
+    with WireServer() as upstream:
+        upstream.config.tokens = 1
+        proc, url = start_app(tmp, config(site, f"""
+models:
+  - {{name: wire, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 4096}}
+"""))
+        try:
+            yield url, upstream, tmp
+        finally:
+            stop_process(proc)
+
+
+def test_search_with_the_bundled_model_shows_steps_and_stores_sources(site, smol_app):
+    url, tmp_path = smol_app
+    chat, info, titles = run(url, "How long is the Zorblax Bridge?", "smol")
     assert site.queries, "the search engine was never asked"
     assert any(t.startswith("Searching") for t in titles), titles
     assert any(t.startswith("Reading") or t.startswith("Read") for t in titles), titles
@@ -162,3 +200,120 @@ models:
     answer = next(text(m) for m in chat if m["role"] == "assistant"
                   and not (m.get("metadata") or {}).get("title"))
     assert f"[[1]]({site.url}/bridge " in answer
+
+
+UNAVAILABLE = "Web search is unavailable right now, so this answer uses no sources."
+BUSY = "Web search is busy right now, so this answer uses no sources. Try again in a minute."
+
+
+@pytest.mark.parametrize("mode,sentence,question", [
+    ("500", UNAVAILABLE, "What is new at the Zorblax Bridge?"),
+    ("429", BUSY, "Who designed the Zorblax Bridge?"),
+])
+def test_failing_engine_shows_one_plain_sentence_also_after_reopening(site, wire_app, mode,
+                                                                      sentence, question):
+    """Issue 9.5: a failing engine showed its exception text, cut at 100 characters and with
+    the engine's URL, twice (step log and notice), and nothing of it after a reload."""
+    url, upstream, tmp = wire_app
+    upstream.config.token_text = "An answer without sources. "
+    site.mode, asked = mode, len(site.queries)
+    try:
+        chat, info, titles = run(url, question, "wire")
+    finally:
+        site.mode = None
+    assert len(site.queries) == asked + 1, "the engine was not asked"
+    live = shown(chat)
+    assert live.count(sentence) == 1, live
+    assert "An answer without sources." in live  # the answer itself still came
+    for internal in ("HTTP", mode, "searxng", "SearXNG", "127.0.0.1", "Error", "error"):
+        assert internal not in live, (internal, live)
+    # The operator finds the detail in the server log.
+    server_log = (tmp / "app.log").read_text()
+    assert f"HTTP {mode}" in server_log and site.url in server_log
+    # Reopening the conversation (what a reload shows) keeps the notice, still once.
+    client = Client(url, verbose=False)
+    reopened = shown(client.predict(info["conversation_id"], TOKEN,
+                                    api_name="/open_conversation"))
+    assert reopened.count(sentence) == 1, reopened
+
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("chromium is not installed (apt-get install -y chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--no-first-run", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.mark.browser
+def test_browser_failing_engine_reads_one_plain_sentence_also_after_reload(site, wire_app,
+                                                                          browser):
+    """What a person sees: the plain sentence once, no internals, and again after a reload."""
+    url, upstream, _ = wire_app
+    upstream.config.token_text = "An answer without sources. "
+    question = "When was the Zorblax Bridge painted?"
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    page.check("#web-search input[type=checkbox]")
+    site.mode = "500"
+    try:
+        page.fill("#input textarea", question)
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "s => document.querySelector('#chatbot')?.innerText.includes(s)",
+            arg=UNAVAILABLE, timeout=60_000)
+        page.wait_for_selector("#input .submit-button", timeout=30_000)
+    finally:
+        site.mode = None
+    page.wait_for_timeout(500)  # let the last update land
+    seen = page.inner_text("#chatbot")
+    assert seen.count(UNAVAILABLE) == 1, seen
+    assert "An answer without sources." in seen
+    for internal in ("HTTP", "500", "SearXNG", "searxng", "127.0.0.1", "Error"):
+        assert internal not in seen, (internal, seen)
+    page.reload()
+    page.wait_for_selector("#conversations label", timeout=30_000)
+    page.click(f"#conversations label:has-text('{question}')")
+    page.wait_for_function("q => document.querySelector('#chatbot')?.innerText.includes(q)",
+                           arg=question, timeout=15_000)
+    page.wait_for_timeout(500)
+    assert page.inner_text("#chatbot").count(UNAVAILABLE) == 1, page.inner_text("#chatbot")
+    context.close()
+
+
+@pytest.mark.parametrize("question,model_query,searched", [
+    ("Who won the 2026 football world cup?", "2018 World Cup winner",
+     "won 2026 football world cup"),
+    ("latest Python version", "Python 3.8 version", "latest Python version"),
+])
+def test_model_query_that_contradicts_the_question_is_not_searched(site, wire_app, question,
+                                                                   model_query, searched):
+    """Issue 9.6: the model's query is searched only if it keeps the question's numbers and
+    names; the wire fake plays a model that "corrects" the year or invents a version."""
+    url, upstream, _ = wire_app
+    upstream.config.token_text = model_query
+    asked = len(upstream.config.requests)
+    chat, info, titles = run(url, question, "wire")
+    query_request = upstream.config.requests[asked]
+    assert question in query_request["messages"][-1]["content"]  # it was asked for a query
+    assert site.queries[-1] == searched
+    assert f"Searching for “{searched}”" in titles
+
+
+def test_bundled_model_query_keeps_the_year_and_the_subject(site, smol_app):
+    """Whatever the bundled model writes, the engine is asked about the 2026 world cup."""
+    url, _ = smol_app
+    asked = len(site.queries)
+    run(url, "Who won the 2026 football world cup?", "smol")
+    assert len(site.queries) == asked + 1
+    query = site.queries[-1].lower()
+    assert "2026" in query and "world cup" in query, query

@@ -49,10 +49,14 @@ async def test_concurrent_streams(llama_remote):
     await llama_remote.aclose()
 
 
-async def test_connection_refused_is_a_clear_message():
-    backend = remote(f"http://127.0.0.1:{free_port()}/v1")
-    err = await c.check_error_message(backend, "cannot reach", "127.0.0.1")
+async def test_connection_refused_is_a_clear_message_that_hides_the_endpoint(caplog):
+    port = free_port()
+    backend = remote(f"http://127.0.0.1:{port}/v1")
+    err = await c.check_error_message(backend, "cannot reach")
     assert "Is it running?" in err
+    # every user reads the message: the endpoint goes to the operator's log only
+    assert "127.0.0.1" not in err and str(port) not in err
+    assert f"127.0.0.1:{port}" in caplog.text
 
 
 @pytest.mark.parametrize("status,needle", [(429, "rate-limiting"), (500, "HTTP 500"),

@@ -84,3 +84,12 @@ def test_bad_config_gives_one_line_at_startup_not_a_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "models.0.n_threads" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_gradio_server_variables_and_ours_taking_precedence():
+    s = load_settings(ROOT / "spaces.yaml", env={"GRADIO_SERVER_PORT": "7001",
+                                                  "GRADIO_SERVER_NAME": "127.0.0.1"})
+    assert (s.server.host, s.server.port) == ("127.0.0.1", 7001)
+    s = load_settings(ROOT / "spaces.yaml", env={"GRADIO_SERVER_PORT": "7001",
+                                                  "CHATUI_PORT": "7002"})
+    assert s.server.port == 7002

@@ -71,11 +71,20 @@ def test_undo_moves_the_branch_back_without_deleting(history):
     answer(history, t1, "a1")
     t2 = history.start(U, t1.conversation_id, "q2", "m", "")
     answer(history, t2, "a2")
-    assert history.undo(U, t1.conversation_id, t2.user_message_id) is True
+    assert history.undo(U, t1.conversation_id) == "q2"  # the stored text goes back in the box
     shown, _, _ = history.load(U, t1.conversation_id)
     assert [m["content"] for m in shown] == ["q1", "a1"]
     assert history.store.get_message(U, t2.user_message_id)["content"] == "q2"
-    assert history.undo(U, t1.conversation_id, t1.user_message_id) is False  # first message
+    # undoing the first message empties the chat: the conversation goes, not to come back
+    assert history.undo(U, t1.conversation_id) == "q1"
+    assert not history.exists(U, t1.conversation_id) and history.conversations(U) == []
+
+
+def test_undo_of_a_rated_first_message_keeps_the_conversation(history):
+    t = history.start(U, None, "q", "m", "")
+    history.rate(U, answer(history, t, "a"), True)
+    assert history.undo(U, t.conversation_id) == "q"
+    assert history.exists(U, t.conversation_id)  # votes are data the user chose to give
 
 
 def test_stopped_and_failed_answers_keep_their_text_and_show_it(history):
@@ -122,11 +131,62 @@ def test_switching_between_sibling_answers(history):
     a1 = answer(history, t, "first")
     r = history.retry(U, t.conversation_id, t.user_message_id)
     a2 = answer(history, r, "second")
-    assert history.answer_position(U, a2) == (2, 2)
+    v = history.versions(U, t.conversation_id)
+    assert (v.answer_pos, v.answer_count, v.question_count) == (2, 2, 0)
     assert history.switch_answer(U, t.conversation_id, a2, +1) is None  # already the last
     assert history.switch_answer(U, t.conversation_id, a2, -1) == a1
     shown, ids, _ = history.load(U, t.conversation_id)
     assert [m["content"] for m in shown] == ["q", "first"] and ids[-1] == a1
-    assert history.answer_position(U, a1) == (1, 2)
+    assert history.versions(U, t.conversation_id).answer_pos == 1
     with pytest.raises(NotFound):
         history.switch_answer(OTHER, t.conversation_id, a1, +1)
+
+
+def test_edited_questions_can_be_switched_and_the_title_follows(history):
+    t = history.start(U, None, "first version", "m", "")
+    answer(history, t, "answer one")
+    e = history.edit(U, t.conversation_id, t.user_message_id, "second version")
+    assert e.message == "second version" and e.shown == []
+    answer(history, e, "answer two")
+    assert history.conversations(U) == [("second version", t.conversation_id)]
+    v = history.versions(U, t.conversation_id)
+    assert (v.question_id, v.question_pos, v.question_count) == (e.user_message_id, 2, 2)
+    # back to the first version: its own answer comes with it, and the title follows
+    assert history.switch_answer(U, t.conversation_id, e.user_message_id, -1) == \
+        t.user_message_id
+    shown, _, _ = history.load(U, t.conversation_id)
+    assert [m["content"] for m in shown] == ["first version", "answer one"]
+    assert history.conversations(U) == [("first version", t.conversation_id)]
+    # a title the user chose is never replaced
+    history.rename(U, t.conversation_id, "My title")
+    history.switch_answer(U, t.conversation_id, t.user_message_id, +1)
+    assert history.conversations(U) == [("My title", t.conversation_id)]
+
+
+def test_continue_appends_to_the_cut_answer(history):
+    t = history.start(U, None, "tell a story", "m", "")
+    a = answer(history, t, "Once upon a", finish="length")
+    turn, stored = history.continue_turn(U, t.conversation_id, a)
+    assert stored["content"] == "Once upon a" and turn.message == "tell a story"
+    assert turn.prompt_history == []
+    history.finish_continuation(U, stored, TurnResult(text=" time.", finish_reason="stop",
+                                                      completion_tokens=3, duration=0.5))
+    msg = history.store.get_message(U, a)
+    assert msg["content"] == "Once upon a time." and msg["finish_reason"] == "stop"
+    assert msg["meta"]["continued"] == 1
+    assert [m["id"] for m in history.store.branch(U, t.conversation_id)] == [
+        t.user_message_id, a]  # one answer, not two
+
+
+def test_steps_and_notices_are_shown_again_on_reload(history):
+    t = history.start(U, None, "q", "m", "")
+    step = {"role": "assistant", "content": "query: x",
+            "metadata": {"title": "Searching the web", "status": "done"}}
+    history.finish(U, t, TurnResult(text="a", finish_reason="stop", steps=[step],
+                                    notices=["Web search is unavailable right now."]),
+                   "m", "llamacpp")
+    shown, ids, votes = history.load(U, t.conversation_id)
+    titles = [(m.get("metadata") or {}).get("title") for m in shown]
+    assert titles[1] == "Searching the web" and shown[2]["content"] == "a"
+    assert any("Web search is unavailable" in (t or "") for t in titles)
+    assert len(ids) == len(shown) and len(votes) == len(shown) - 1

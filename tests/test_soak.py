@@ -47,7 +47,7 @@ def test_64_clients_limits_hold_and_nothing_is_lost(tmp_path):
                 outcome = []
                 for n in range(TRIES):
                     try:
-                        chat, info = client.predict(f"user {i} message {n}", [], "wire", "",
+                        chat, info = client.predict(f"user {i} message {n}", "", "wire", "",
                                                     0.7, 0.9, 40, False, token,
                                                     api_name="/chat")
                         outcome.append(("ok", info))

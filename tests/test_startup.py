@@ -41,3 +41,26 @@ def test_missing_gguf_model_is_reported_and_app_refuses_to_run_without_models(tm
                                          "GRADIO_ANALYTICS_ENABLED": "False"})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "GGUF file not found: /nope/x.gguf" in r.stderr
+
+
+def test_gradio_server_name_and_port_work_as_for_any_gradio_app(tmp_path):
+    """`GRADIO_SERVER_PORT=… GRADIO_SERVER_NAME=… python app.py`, as Gradio users expect."""
+    import os
+
+    from tests.conftest import free_port, stop_process, wait_http
+
+    port = free_port()
+    cfg = tmp_path / "spaces.yaml"
+    cfg.write_text(CONFIG % (tmp_path / "c.db"))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CHATUI_PORT", "CHATUI_HOST", "PORT")}
+    env.update(CHATUI_CONFIG=str(cfg), GRADIO_SERVER_PORT=str(port),
+               GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False")
+    log = open(tmp_path / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=90, proc=proc)
+        assert f"http://127.0.0.1:{port}" in (tmp_path / "app.log").read_text()
+    finally:
+        stop_process(proc)

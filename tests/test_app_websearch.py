@@ -263,7 +263,7 @@ def test_browser_failing_engine_reads_one_plain_sentence_also_after_reload(site,
     page = context.new_page()
     page.goto(url)
     page.wait_for_selector("#input textarea", timeout=30_000)
-    page.check("#web-search input[type=checkbox]")
+    page.get_by_label("Search the web").check()
     site.mode = "500"
     try:
         page.fill("#input textarea", question)

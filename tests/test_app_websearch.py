@@ -197,8 +197,9 @@ models:
     assert answer_req["messages"][-1] == {"role": "user",
                                           "content": "How long is the Zorblax Bridge?"}
     # The answer's [1] became a link to source 1.
+    # (the answer, not the small "which model wrote it" line before it)
     answer = next(text(m) for m in chat if m["role"] == "assistant"
-                  and not (m.get("metadata") or {}).get("title"))
+                  and not (m.get("metadata") or {}).get("title") and "metres" in text(m))
     assert f"[[1]]({site.url}/bridge " in answer
 
 

@@ -296,9 +296,17 @@ class PostgresEngine:
             if not snapshot:
                 yield Conn(raw, POSTGRES)
                 return
-            with raw.transaction():
-                raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # one round trip to open the snapshot (transaction() + SET TRANSACTION take two)
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
                 yield Conn(raw, POSTGRES)
+            except BaseException:
+                try:
+                    raw.execute("ROLLBACK")
+                except self.Error:
+                    pass            # a broken connection: the pool discards it
+                raise
+            raw.execute("COMMIT")
 
     def stream(self, sql: str, params: Any = (), batch: int = 500) -> Iterator[dict]:
         self._check_open()

@@ -158,7 +158,10 @@ class ConversationsMixin:
 
         One primary-key lookup per level, as a correlated subquery: a join in the recursive
         term lets PostgreSQL pick a hash join that scans the whole table at every level when
-        its statistics are young (seen: 210 ms for a 600-message chain, 2 ms this way).
+        its statistics are young (seen: 210 ms for a 600-message chain, 2 ms this way). The
+        final join names the conversation too, so PostgreSQL reads that conversation's rows
+        by index instead of hashing the whole table against the CTE it cannot estimate
+        (seen: 20 ms for 10 messages among 10,000).
         """
         return db.rows("""
             WITH RECURSIVE anc(id, depth) AS (
@@ -168,10 +171,10 @@ class ConversationsMixin:
                 FROM anc WHERE anc.id IS NOT NULL
             )
             SELECT m.*, f.label AS fb_label, f.reason AS fb_reason, f.comment AS fb_comment
-            FROM anc JOIN messages m ON m.id = anc.id
+            FROM anc JOIN messages m ON m.id = anc.id AND m.conversation_id = ?
             LEFT JOIN feedback f ON f.message_id = m.id
             ORDER BY anc.depth DESC
-        """, [leaf_id, conv_id])
+        """, [leaf_id, conv_id, conv_id])
 
     def branch(self, user_id: str, conv_id: str, leaf_id: str | None = None) -> list[dict]:
         with self._read(snapshot=True) as db:  # one snapshot for the three reads

@@ -87,7 +87,8 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     editable="user", buttons=["copy", "copy_all"],
                     feedback_options=("Like", "Dislike"),
                     placeholder=f"**{settings.space.title}** — ask anything. Answers stream "
-                                "from the model you pick above; rate them with the thumbs under each.")
+                                "from the model you pick above; rate them with the thumbs "
+                                "under each.")
                 with gr.Row(visible=False, elem_id="question-nav") as question_nav:
                     prev_question = gr.Button("‹ Previous", size="sm", scale=0, min_width=40,
                                               elem_id="prev-question")

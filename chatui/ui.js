@@ -1,0 +1,94 @@
+() => {
+  // Browser-side behaviour that Gradio 6.31 has no option for. ui.py loads this file as the
+  // Blocks' `js` (run once when the page loads); nothing here talks to the server.
+  const NARROW = "(max-width: 767px)";
+
+  // 1. Phone: start with the sidebar closed. gr.Sidebar(open=…) is decided on the server,
+  //    which does not know the screen width; on a phone an open sidebar covers the chat.
+  //    Clicking Gradio's own toggle keeps its state consistent.
+  const closeSidebarOnPhone = () => {
+    if (!window.matchMedia(NARROW).matches) return true;
+    const open = document.querySelector(".sidebar.open .toggle-button");
+    if (!open) return !!document.querySelector(".sidebar");
+    open.click();
+    return true;
+  };
+
+  // 2. Labels for Gradio's icon-only buttons that come without one (the textbox's send and
+  //    stop buttons): a screen reader would read nothing, a test cannot tell them apart.
+  const LABELS = [
+    ["#input .submit-button", "Send"],
+    ["#input .stop-button", "Stop"],
+  ];
+  const labelIconButtons = () => {
+    for (const [selector, label] of LABELS) {
+      for (const b of document.querySelectorAll(selector)) {
+        if (!b.getAttribute("aria-label")) b.setAttribute("aria-label", label);
+      }
+    }
+  };
+
+  // 3. The thumbs-down reason box opens under the chat: bring it on screen when it appears
+  //    (on a phone it would open below the fold and go unnoticed).
+  let reasonShown = false;
+  const revealReasonBox = () => {
+    const box = document.getElementById("reason-box");
+    const shown = !!box && box.offsetParent !== null && box.getBoundingClientRect().height > 0;
+    if (shown && !reasonShown) box.scrollIntoView({ block: "nearest", behavior: "instant" });
+    reasonShown = shown;
+  };
+
+  let queued = false;
+  const tick = () => {
+    queued = false;
+    labelIconButtons();
+    revealReasonBox();
+  };
+  new MutationObserver(() => {
+    if (!queued) {
+      queued = true;
+      requestAnimationFrame(tick);
+    }
+  }).observe(document.body, { childList: true, subtree: true, attributes: true,
+                              attributeFilter: ["class", "style"] });
+
+  // The sidebar is rendered after this runs: retry for a few seconds until it exists.
+  let tries = 0;
+  const timer = setInterval(() => {
+    if (closeSidebarOnPhone() || ++tries > 50) clearInterval(timer);
+  }, 100);
+
+  // 4. On a phone, picking a conversation or starting a new chat closes the sidebar, which
+  //    otherwise keeps covering the chat the user just asked for.
+  document.addEventListener("click", (e) => {
+    if (!window.matchMedia(NARROW).matches) return;
+    if (e.target.closest("#conversations label, #new-chat")) {
+      setTimeout(() => document.querySelector(".sidebar.open .toggle-button")?.click(), 0);
+    }
+  });
+
+  // 5. In the chat's edit box, Enter saves and resends (Shift+Enter: a new line), as in
+  //    the main input. Gradio's edit box is a plain textarea with Submit/Cancel buttons.
+  document.addEventListener("keydown", (e) => {
+    const box = e.target;
+    if (e.key !== "Enter" || e.shiftKey || e.isComposing) return;
+    if (!box.matches?.("#chatbot textarea.edit-textarea")) return;
+    // Its buttons are not inside the message row but in the panel right after it.
+    const row = box.closest(".message-row");
+    const panel = row?.nextElementSibling;
+    const submit = panel?.matches(".message-buttons")
+      ? panel.querySelector('button[aria-label="Submit"]')
+      : document.querySelector('#chatbot button[aria-label="Submit"]');
+    if (!submit) return;
+    e.preventDefault();
+    submit.click();
+  }, true);
+
+  // 6. Each answer starts with a muted line naming its model (render.py model_line); the
+  //    chat's Copy buttons copy message sources, so keep that line out of the clipboard.
+  const MODEL_LINE = /<span class="answer-model">[^<]*<\/span>(\n\n)?/g;
+  if (navigator.clipboard?.writeText) {
+    const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+    navigator.clipboard.writeText = (text) => write(String(text).replace(MODEL_LINE, ""));
+  }
+}

@@ -29,8 +29,10 @@ log = logging.getLogger("chatui.dashboard")
 ADMIN_TOKEN_ENV = "CHATUI_ADMIN_TOKEN"
 MIN_TOKEN_LENGTH = 16  # a short token could be guessed through the (unauthenticated) UI
 COMMENT_COLUMNS = ["time (UTC)", "model", "vote", "reason", "comment"]
-# Wide enough that "vote" and the time never wrap; the comment takes the rest.
-COMMENT_WIDTHS = ["9.5rem", "12rem", "5.5rem", "7rem", "auto"]
+# Fixed pixel widths (Gradio takes px or %): the time and "vote" never wrap, at 1440 px the
+# table fills the tab, and on a phone it scrolls sideways instead of squeezing columns to
+# one letter per line (percentages gave "vo/te" at 390 px).
+COMMENT_WIDTHS = ["180px", "150px", "90px", "110px", "440px"]
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 EXPORT_HELP = ("Export training data: `python -m chatui export --format kto|dpo|conversations "
                "--out data.jsonl`")
@@ -141,7 +143,7 @@ def stats_frames(store: Store) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
 def build_feedback_tab(store: Store, login: bool) -> gr.Tab:
     """The Feedback tab and its events; call inside ``gr.Tabs()``. Returns the tab, whose
     visibility the page-load event sets per user (`tab_visible`)."""
-    with gr.Tab("📊 Feedback", visible=not login, elem_id="feedback-tab") as tab:
+    with gr.Tab("Feedback", visible=not login, elem_id="feedback-tab") as tab:
         status = gr.Markdown(status_text(login, None, False), elem_id="feedback-status")
         with gr.Row(equal_height=True, visible=not login and admin_token() is not None,
                     elem_id="feedback-unlock"):
@@ -154,10 +156,12 @@ def build_feedback_tab(store: Store, login: bool) -> gr.Tab:
         votes0, rates0, comments0 = empty_frames()
         with gr.Column(visible=False, elem_id="feedback-data") as data:
             votes_plot = gr.BarPlot(votes0, x="day", y="votes", color="model",
-                                    title="Votes per day", x_title="day (UTC)", y_title="votes")
+                                    title="Votes per day", x_title="day (UTC)", y_title="votes",
+                                    elem_id="feedback-votes")
             rate_plot = gr.ScatterPlot(rates0, x="day", y="up_rate", color="model",
                                        title="Thumbs-up rate", x_title="day (UTC)",
-                                       y_title="thumbs-up rate", y_lim=[0, 1])
+                                       y_title="thumbs-up rate", y_lim=[-0.05, 1.05],
+                                       elem_id="feedback-rate")
             comments_table = gr.Dataframe(comments0, headers=COMMENT_COLUMNS,
                                           datatype=["str"] * len(COMMENT_COLUMNS),
                                           column_widths=COMMENT_WIDTHS, label="Latest comments",

@@ -161,7 +161,8 @@ KTO/DPO training data.
 {oauth}
 ## Settings → Variables and secrets
 
-- **Secrets** (tokens are read from the environment only, never from spaces.yaml): {secrets}.
+- **Secrets** (tokens are read from the environment only, never from spaces.yaml): {secrets};
+  `CHATUI_ADMIN_TOKEN` (16+ random characters) opens the Feedback tab when sign-in is off.
 - **Variables**: `CHATUI_MODEL` (default model), `CHATUI_ENDPOINT_URL` / `CHATUI_ENDPOINT_MODEL`
   / `CHATUI_ENDPOINT_TYPE` (put a remote OpenAI-compatible or TGI server first),
   `CHATUI_FEEDBACK_REPO` (feedback dataset), `CHATUI_ADMINS` (dashboard users).

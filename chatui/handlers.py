@@ -97,6 +97,10 @@ class Handlers:
                            f"{limit:,}. Shorten it and send again.", title="Message too long")
         return message
 
+    def validate_message(self, message) -> None:
+        """The browser's check before the text leaves the box (a refused one stays there)."""
+        self.check_message(message)
+
     def options(self, model, system_prompt, temperature, top_p, max_new_tokens,
                 web_search) -> dict:
         """Generation settings from the UI or the API, checked against the chosen model."""

@@ -152,6 +152,11 @@ class ReplicasMixin:
         if conv_id is not None:
             where += " AND conversation_id = ?"
             params.append(str(conv_id))
+        # Readers call this before showing a conversation: look first without the write lock
+        # (a partial index holds only generating answers), write only when something is stale.
+        with self._read() as db:
+            if db.one(f"SELECT 1 FROM messages WHERE {where} LIMIT 1", params) is None:
+                return []
         with self._write() as db:
             # FOR UPDATE (PostgreSQL): a heartbeat racing this waits, then sees the verdict
             ids = [r[0] for r in db.execute(f"SELECT id FROM messages WHERE {where}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,13 +20,15 @@ from .conftest import chat
 
 ROOT = Path(__file__).resolve().parents[2]
 U = "alice"
+# Short lifetimes, yet long enough that a few store calls on a busy shared box fit in one.
+T = 1.0
 
 
 # -- answers at once: leases ---------------------------------------------------------------
 
 def test_leases_limit_release_and_expire(store: Store):
     a = store.acquire_generation(U, 2, ttl=30)
-    b = store.acquire_generation(U, 2, ttl=0.3)
+    b = store.acquire_generation(U, 2, ttl=T)
     assert a and b and a != b
     assert store.acquire_generation(U, 2, ttl=30) is None          # both slots taken
     assert store.acquire_generation("bob", 2, ttl=30)               # per user
@@ -34,7 +37,7 @@ def test_leases_limit_release_and_expire(store: Store):
     store.release_generation(a)                                     # idempotent
     c = store.acquire_generation(U, 2, ttl=30)
     assert c and store.acquire_generation(U, 2, ttl=30) is None
-    time.sleep(0.5)                                                 # b expired: its slot is free
+    time.sleep(T * 1.3)                                             # b expired: its slot is free
     assert store.active_generations(U) == 1
     assert store.renew_generation(b, 30) is False                   # too late for b
     d = store.acquire_generation(U, 2, ttl=30)
@@ -42,10 +45,10 @@ def test_leases_limit_release_and_expire(store: Store):
 
 
 def test_renew_keeps_a_lease_alive_past_its_first_ttl(store: Store):
-    lease = store.acquire_generation(U, 1, ttl=0.4)
-    for _ in range(3):
-        time.sleep(0.2)
-        assert store.renew_generation(lease, 0.4) is True
+    lease = store.acquire_generation(U, 1, ttl=T)
+    for _ in range(3):                                              # 1.2 T in all
+        time.sleep(T * 0.4)
+        assert store.renew_generation(lease, T) is True
     assert store.acquire_generation(U, 1, ttl=30) is None           # still held
     with pytest.raises(InvalidArgument):
         store.acquire_generation(U, 1, ttl=0)
@@ -105,7 +108,7 @@ sys.stdin.read()
 
 def test_a_killed_replica_never_locks_the_user_out(db_url):
     Store(db_url).close()
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, db_url, "1.0"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, db_url, str(T * 3)], cwd=ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -135,11 +138,11 @@ def test_rate_counts_accepted_messages_in_a_sliding_window(store: Store):
     assert 55 < wait <= 60
     assert store.rate_retry_after("bob", 3) == 0
     # a short window: refused messages were not counted, so one slot frees per expiry
-    assert [store.record_message_and_check_rate("carol", 2, window=0.3) for _ in range(3)] == \
+    assert [store.record_message_and_check_rate("carol", 2, window=T) for _ in range(3)] == \
         [True, True, False]
-    time.sleep(0.45)
-    assert store.rate_retry_after("carol", 2, window=0.3) == 0
-    assert [store.record_message_and_check_rate("carol", 2, window=0.3) for _ in range(3)] == \
+    time.sleep(T * 1.3)
+    assert store.rate_retry_after("carol", 2, window=T) == 0
+    assert [store.record_message_and_check_rate("carol", 2, window=T) for _ in range(3)] == \
         [True, True, False]
 
 
@@ -176,32 +179,49 @@ def test_stale_answer_becomes_interrupted_keeping_its_text(store: Store):
     assert store.interrupt_stale(conv, older_than=30) == []           # fresh: left alone
     assert store.heartbeat(U, a, content="partial ans") is True
     done_conv, (_, done) = chat(store, U, finish_reason="stop")
-    time.sleep(0.4)
-    assert store.interrupt_stale(conv, older_than=0.2) == [a]
+    time.sleep(T * 1.3)
+    assert store.interrupt_stale(conv, older_than=T) == [a]
     m = store.get_message(U, a)
     assert (m["finish_reason"], m["error"], m["content"]) == \
         ("error", INTERRUPTED_ERROR, "partial ans")
     assert store.branch(U, conv)[-1]["finish_reason"] == "error"
     assert store.heartbeat(U, a) is False                             # the writer learns it
-    assert store.interrupt_stale(None, older_than=0.2) == []          # finished ones untouched
+    assert store.interrupt_stale(None, older_than=T) == []            # finished ones untouched
     assert store.get_message(U, done)["finish_reason"] == "stop"
 
 
 def test_heartbeats_and_updates_keep_an_answer_alive(store: Store):
     conv, q, a = generating(store)
     other_conv, _, b = generating(store, "bob")
-    time.sleep(0.4)
+    time.sleep(T * 1.3)
     store.update_message(U, a, content="streaming…")                 # counts as a heartbeat
-    assert store.interrupt_stale(None, older_than=0.3) == [b]         # sweep: only the silent one
+    assert store.interrupt_stale(None, older_than=T) == [b]           # sweep: only the silent one
     assert store.get_message(U, a)["finish_reason"] is None
-    time.sleep(0.4)
-    assert store.interrupt_stale(other_conv, older_than=0.3) == []    # limited to one conversation
+    time.sleep(T * 1.3)
+    assert store.interrupt_stale(other_conv, older_than=T) == []      # limited to one conversation
     assert store.get_message(U, a)["finish_reason"] is None
     store.update_message(U, a, content="done", finish_reason="stop")
     time.sleep(0.1)
-    assert store.interrupt_stale(conv, older_than=0.05) == []
+    assert store.interrupt_stale(conv, older_than=0.05) == []         # finished: never stale
     with pytest.raises(NotFound):
         store.heartbeat("bob", a)
+
+
+def test_checking_a_conversation_takes_no_write_lock(db_path):
+    """Readers call interrupt_stale before every conversation they show: with nothing stale
+    it must not queue behind writers (SQLite: one write lock for the whole file)."""
+    with Store(db_path, busy_timeout=5) as s:
+        conv, q, a = generating(s)
+        s.update_message(U, a, content="done", finish_reason="stop")
+        blocker = sqlite3.connect(str(db_path), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")                          # another writer holds it
+        try:
+            started = time.monotonic()
+            assert s.interrupt_stale(conv, older_than=T) == []
+            assert time.monotonic() - started < 2                   # not busy_timeout (5 s)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
 
 
 WRITER = """
@@ -226,12 +246,12 @@ def test_answer_of_a_killed_replica_is_seen_as_interrupted(db_url):
     try:
         conv, a = proc.stdout.readline().split()
         with Store(db_url) as s:
-            time.sleep(0.5)
-            assert s.interrupt_stale(conv, older_than=1.0) == []        # alive: heartbeating
+            time.sleep(T * 1.3)
+            assert s.interrupt_stale(conv, older_than=T) == []          # alive: heartbeating
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
-            time.sleep(1.2)
-            assert s.interrupt_stale(conv, older_than=1.0) == [a]
+            time.sleep(T * 1.3)
+            assert s.interrupt_stale(conv, older_than=T) == [a]
             last = s.branch("alice", conv)[-1]
             assert (last["id"], last["content"], last["finish_reason"], last["error"]) == \
                 (a, "Once upon a", "error", INTERRUPTED_ERROR)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from backends.spec import ModelSpec
 
@@ -106,6 +107,26 @@ class ServerSettings(_Section):
     max_threads: int = Field(80, ge=1)
 
 
+class RenderSettings(_Section):
+    image_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts whose https images may show inline in the chat (e.g. "
+                    "`upload.wikimedia.org`, `*.example.org`); also allowed by the "
+                    "Content-Security-Policy. Any other image is shown as a link: loading it "
+                    "would tell that host who reads the chat and what the model put in the URL.")
+
+    @field_validator("image_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        from .sanitize import valid_host_pattern
+
+        hosts = [h.strip().lower() for h in hosts]
+        bad = [h for h in hosts if not valid_host_pattern(h)]
+        if bad:
+            raise ValueError(f"not a host name or *.domain pattern: {bad[0]!r}")
+        return hosts
+
+
 class Settings(_Section):
     models: list[ModelSpec] = Field(..., min_length=1)
     default_model: str | None = None
@@ -114,6 +135,8 @@ class Settings(_Section):
     space: SpaceSettings = Field(default_factory=SpaceSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    render: RenderSettings = Field(default_factory=RenderSettings,
+                                   description="What chat messages may show; see `render` below.")
 
     @model_validator(mode="after")
     def _check_models(self) -> Settings:

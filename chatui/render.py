@@ -13,14 +13,12 @@ ERROR_PREFIX = "⚠️ **Error:** "
 LENGTH_MARK = "✂️ *Stopped at the length limit — press **Continue** for more.*"
 
 
-# The small muted line naming the model that wrote an answer (style.css styles the class;
-# ui.js keeps it out of what the copy buttons copy).
-MODEL_CLASS = "answer-model"
-
-
 def model_line(model: str) -> dict:
-    return {"role": "assistant",
-            "content": f'<span class="{MODEL_CLASS}">{html.escape(model)}</span>'}
+    """The small muted line naming the model that wrote an answer, first in its bubble.
+
+    `<small>` because the sanitizer lets attribute-free inline tags through (a class would
+    be escaped); style.css mutes it and ui.js keeps it out of what the copy buttons copy."""
+    return {"role": "assistant", "content": f"<small>{html.escape(model)}</small>"}
 
 
 def error_bubble(text: str) -> dict:

@@ -12,10 +12,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from .config import Settings
+from .csp import ContentSecurityPolicy, content_security_policy
 
 
 def create_server_app(demo: gr.Blocks, settings: Settings) -> FastAPI:
     app = FastAPI(title=settings.space.title, docs_url=None, redoc_url=None)
+    # Every response says what the page may load (see csp.py).
+    app.add_middleware(ContentSecurityPolicy,
+                       policy=content_security_policy(settings.render.image_hosts))
     service = demo.chat_service
     store = demo.store
 

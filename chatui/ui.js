@@ -86,7 +86,7 @@
 
   // 6. Each answer starts with a muted line naming its model (render.py model_line); the
   //    chat's Copy buttons copy message sources, so keep that line out of the clipboard.
-  const MODEL_LINE = /<span class="answer-model">[^<]*<\/span>(\n\n)?/g;
+  const MODEL_LINE = /^<small>[^<\n]*<\/small>\n*/gm;
   if (navigator.clipboard?.writeText) {
     const write = navigator.clipboard.writeText.bind(navigator.clipboard);
     navigator.clipboard.writeText = (text) => write(String(text).replace(MODEL_LINE, ""));

@@ -11,6 +11,7 @@ from .chat import ChatService
 from .handlers import REASONS, Handlers, new_session
 from .identity import browser_secret
 from .history import History
+from .safe_chatbot import safe_chatbot
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},
@@ -81,7 +82,9 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     model = gr.Dropdown(model_names, value=default.name, label="Model", scale=3,
                                         elem_id="model")
                     model_info = gr.Markdown(_model_info(default), elem_id="model-info")
-                chatbot = gr.Chatbot(
+                # Sanitizes every message it sends to the browser (safe_chatbot.py).
+                chatbot = safe_chatbot(
+                    image_hosts=settings.render.image_hosts,
                     elem_id="chatbot", label="Chat", show_label=False, height="68vh",
                     latex_delimiters=LATEX, sanitize_html=True, render_markdown=True,
                     editable="user", buttons=["copy", "copy_all"],

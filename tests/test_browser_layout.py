@@ -375,23 +375,30 @@ def test_enter_in_the_edit_box_saves_and_resends(browser, app):
     page.context.close()
 
 
+MODEL_TAG = '#chatbot .bot-row .message:first-child > [data-testid="bot"] small'
+
+
 def test_each_answer_names_its_model_and_copy_leaves_it_out(browser, app):
     page = answered(browser, app, "Say hi.", permissions=["clipboard-read",
                                                           "clipboard-write"])
-    tag = page.locator("#chatbot .bot-row .answer-model")
+    tag = page.locator(MODEL_TAG)
     assert tag.count() == 1 and tag.inner_text() == MODEL
     assert tag.is_visible()
+    # Muted, and above the answer's text in the same bubble.
+    assert float(tag.evaluate("e => getComputedStyle(e).opacity")) < 1
+    text = box(page, '#chatbot .bot-row .message:last-child > [data-testid="bot"]')
+    assert box(page, MODEL_TAG)["y"] < text["y"]
     # Kept after a reload.
     page.reload()
     page.wait_for_selector("#conversations label:has-text('Say hi.')", timeout=30_000)
     page.click("#conversations label:has-text('Say hi.')")
-    page.wait_for_selector("#chatbot .bot-row .answer-model", timeout=15_000)
-    assert page.inner_text("#chatbot .bot-row .answer-model") == MODEL
+    page.wait_for_selector(MODEL_TAG, timeout=15_000)
+    assert page.inner_text(MODEL_TAG) == MODEL
     # Copying the answer copies the answer, not the model tag.
     page.click('#chatbot .message-buttons-left button[aria-label="Copy message"]')
     page.wait_for_timeout(300)
     copied = page.evaluate("() => navigator.clipboard.readText()")
-    assert copied.strip() and "answer-model" not in copied and MODEL not in copied
+    assert copied.strip() and "<small>" not in copied and MODEL not in copied
     page.context.close()
 
 

@@ -131,8 +131,9 @@ class ConversationsMixin:
         return msg_id
 
     def update_message(self, user_id: str, message_id: str, **fields: Any) -> None:
-        """Change an answer (e.g. when its stream ends). While it is still generating
-        (no finish_reason before or after), the change also counts as a heartbeat."""
+        """Change an answer (e.g. when its stream ends). A change that leaves the answer
+        generating (finish_reason None afterwards: kept, or set back to None to continue
+        it) also counts as a heartbeat."""
         unknown = set(fields) - set(UPDATABLE)
         if unknown:
             raise InvalidArgument(f"unknown message field(s): {', '.join(sorted(unknown))}")
@@ -143,7 +144,7 @@ class ConversationsMixin:
             if not cols:
                 return
             cols["updated_at"] = time.time()
-            if row["finish_reason"] is None and cols.get("finish_reason") is None:
+            if fields.get("finish_reason", row["finish_reason"]) is None:
                 cols["heartbeat_at"] = cols["updated_at"]
             sets = ", ".join(f"{k} = ?" for k in cols)
             db.execute(f"UPDATE messages SET {sets} WHERE id = ?", [*cols.values(), message_id])

@@ -207,6 +207,19 @@ def test_heartbeats_and_updates_keep_an_answer_alive(store: Store):
         store.heartbeat("bob", a)
 
 
+def test_an_answer_reopened_to_continue_it_is_generating_again(store: Store):
+    conv, q, a = generating(store)
+    time.sleep(T * 1.3)
+    store.update_message(U, a, content="cut", finish_reason="length")
+    assert store.interrupt_stale(conv, older_than=T) == []            # finished
+    store.update_message(U, a, finish_reason=None, error=None)        # "continue" starts
+    assert store.interrupt_stale(conv, older_than=T) == []            # fresh heartbeat
+    assert store.heartbeat(U, a) is True
+    time.sleep(T * 1.3)
+    assert store.interrupt_stale(conv, older_than=T) == [a]           # then silent: stale
+    assert store.get_message(U, a)["content"] == "cut"
+
+
 def test_checking_a_conversation_takes_no_write_lock(db_path):
     """Readers call interrupt_stale before every conversation they show: with nothing stale
     it must not queue behind writers (SQLite: one write lock for the whole file)."""

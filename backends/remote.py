@@ -115,11 +115,16 @@ class RemoteBackend(Backend):
         self._pool_loop = None
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> RemoteBackend:
-        if not spec.endpoint_url:
+    def from_spec(cls, spec: ModelSpec) -> Backend:
+        urls = spec.urls
+        if not urls:
             raise BackendError(f"model {spec.name!r}: endpoint_url is required for type {spec.type}",
                                kind="config")
-        return cls(spec.name, spec.endpoint_url, kind=spec.type, model_id=spec.model_id,
+        if len(urls) > 1:  # several servers of one model: least-busy routing + failover
+            from .pool import EndpointPool
+
+            return EndpointPool.from_spec(spec)
+        return cls(spec.name, urls[0], kind=spec.type, model_id=spec.model_id,
                    token=os.environ.get(spec.api_key_env) or None, route=spec.route,
                    timeout=spec.timeout, context_length=spec.context_length,
                    defaults=spec.parameters.to_params())
@@ -211,6 +216,8 @@ class RemoteBackend(Backend):
                     finish = LENGTH if reason in ("length", "max_tokens") else STOP
         except Exception as e:
             err = map_error(e, self.url, streamed=n > 0)
+            if n == 0:  # nothing shown yet: raised, so a pool (pool.py) can try another server
+                raise err from e
             yield Delta(finish_reason=ERROR, error=err.message)
             return
         finally:
@@ -223,8 +230,10 @@ class RemoteBackend(Backend):
         if finish is None:
             # Every well-formed stream ends with a finish_reason; a clean EOF without one
             # means the server died or a proxy cut the response.
-            yield Delta(finish_reason=ERROR, error=map_error(
-                ConnectionError("stream ended early"), self.url, streamed=True).message)
+            err = map_error(ConnectionError("stream ended early"), self.url, streamed=True)
+            if n == 0:
+                raise err
+            yield Delta(finish_reason=ERROR, error=err.message)
             return
         yield Delta(finish_reason=finish, prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens if completion_tokens is not None else n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .base import GenerationParams
 
@@ -59,6 +59,11 @@ class ModelSpec(BaseModel):
 
     # tgi / openai
     endpoint_url: str | None = Field(None, description="tgi/openai: base URL, e.g. http://host:8080/v1.")
+    endpoint_urls: list[str] = Field(default_factory=list, description=(
+        "tgi/openai: several servers of the same model (instead of endpoint_url); each request "
+        "goes to the least busy one, a failed one is skipped until it answers again."))
+    health_interval: float = Field(5.0, gt=0, description=(
+        "tgi/openai with endpoint_urls: seconds between checks of a server marked down."))
     model_id: str | None = Field(None, description="tgi/openai: model name sent to the server.")
     api_key_env: str = Field("HF_TOKEN", description="Environment variable holding the endpoint token.")
     route: Literal["chat", "generate"] = Field(
@@ -67,3 +72,21 @@ class ModelSpec(BaseModel):
 
     # vllm
     engine: VllmEngineSettings = Field(default_factory=VllmEngineSettings)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_servers(self) -> ModelSpec:
+        # Both set is ambiguous (which one wins?): refuse it with one line, not a guess.
+        if self.endpoint_url and self.endpoint_urls:
+            raise ValueError("set either endpoint_url or endpoint_urls, not both")
+        if self.endpoint_urls and self.type not in ("tgi", "openai"):
+            raise ValueError(f"endpoint_urls is for type tgi or openai, not {self.type}")
+        if any(not u.strip() for u in self.endpoint_urls):
+            raise ValueError("endpoint_urls has an empty entry")
+        if len(set(self.endpoint_urls)) != len(self.endpoint_urls):
+            raise ValueError("endpoint_urls lists the same server twice")
+        return self
+
+    @property
+    def urls(self) -> list[str]:
+        """The configured servers, whichever key named them."""
+        return list(self.endpoint_urls) or ([self.endpoint_url] if self.endpoint_url else [])

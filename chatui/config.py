@@ -167,6 +167,10 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         remote = {"name": name, "type": kind, "endpoint_url": url,
                   # Every user sees the description: name the kind of server, never its URL.
                   "description": f"Remote model ({kind} endpoint)"}
+        urls = [u.strip() for u in url.split(",") if u.strip()]
+        if len(urls) > 1:  # "http://a/v1,http://b/v1": several servers of one model
+            del remote["endpoint_url"]
+            remote["endpoint_urls"] = urls
         if env.get("CHATUI_ENDPOINT_MODEL"):
             remote["model_id"] = env["CHATUI_ENDPOINT_MODEL"]
         models = [m for m in raw.get("models") or [] if isinstance(m, dict) and m.get("name") != name]

@@ -5,42 +5,65 @@ snapshots, reloaded conversations, the user's own messages, web-search steps and
 titles, error and notice bubbles. Sanitizing there is one choke point for all of them,
 including handlers written later, instead of a call in each (see sanitize.py).
 
-A wrapped instance rather than a subclass: Gradio writes a `.pyi` stub next to the module of
-every Component subclass when it is imported, and sends the browser the props named in the
-constructor's signature, which must stay gr.Chatbot's.
+Why a subclass, and why it looks like this:
+- When a handler returns `gr.Chatbot(...)` as an update, Gradio rebuilds the component as
+  `block.__class__(**constructor_args)` and postprocesses with that copy from then on, so
+  only the class carries the sanitizing (not an attribute of one instance); `image_hosts`
+  are a class attribute of a small per-setting subclass for the same reason.
+- It defines no `__init__`: Gradio sends the browser the props named in the constructor's
+  signature, which must stay gr.Chatbot's. `get_block_name` keeps the browser's Chatbot.
+- Its metaclass skips Gradio's `ComponentMeta.__new__`, which for a subclass without
+  `__init__` or `EVENTS` only writes a `.pyi` stub next to this file at import.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+from abc import ABCMeta
+from functools import lru_cache
 
 import gradio as gr
 
 from .sanitize import BLOCKED_TAGS, sanitize_message
 
-__all__ = ["safe_chatbot", "safe_message"]
+__all__ = ["SafeChatbot", "safe_chatbot", "safe_message"]
 
 
-def safe_chatbot(*, image_hosts: list[str] | tuple[str, ...] = (), **kwargs) -> gr.Chatbot:
-    """A gr.Chatbot whose outgoing messages are sanitized; `image_hosts` are the hosts whose
-    https images may show inline."""
+class _NoStubs(type(gr.Chatbot)):
+    def __new__(mcls, name, bases, attrs):
+        assert "__init__" not in attrs and "EVENTS" not in attrs, "see the module docstring"
+        return ABCMeta.__new__(mcls, name, bases, attrs)
+
+
+class SafeChatbot(gr.Chatbot, metaclass=_NoStubs):
+    image_hosts: tuple[str, ...] = ()  # https images from these hosts may show inline
+
+    def get_block_name(self) -> str:
+        return "chatbot"
+
+    def get_block_class(self) -> str:
+        return "chatbot"
+
+    def postprocess(self, value):
+        if value:
+            value = [safe_message(m, self.image_hosts, self.latex_delimiters) for m in value]
+        return super().postprocess(value)
+
+
+@lru_cache(maxsize=None)
+def _with_hosts(hosts: tuple[str, ...]) -> type[SafeChatbot]:
+    return _NoStubs("SafeChatbot", (SafeChatbot,), {"image_hosts": hosts})
+
+
+def safe_chatbot(*, image_hosts: list[str] | tuple[str, ...] = (), **kwargs) -> SafeChatbot:
+    """A SafeChatbot; `image_hosts` are the hosts whose https images may show inline."""
     hosts = tuple(image_hosts)
     kwargs.setdefault("sanitize_html", True)
     # Third line of defence, in the browser: Gradio shows these tags as text should one
     # ever reach the rendered HTML ("img" stays when images from some hosts are allowed).
     kwargs.setdefault("allow_tags", [t for t in BLOCKED_TAGS if not (hosts and t == "img")])
-    bot = gr.Chatbot(**kwargs)
-    postprocess = bot.postprocess
-
-    def sanitized_postprocess(value):
-        if value:
-            value = [safe_message(m, hosts, bot.latex_delimiters) for m in value]
-        return postprocess(value)
-
-    bot.postprocess = sanitized_postprocess
-    bot.image_hosts = hosts
-    return bot
+    return (_with_hosts(hosts) if hosts else SafeChatbot)(**kwargs)
 
 
 def safe_message(message, image_hosts=(), latex_delimiters=None):

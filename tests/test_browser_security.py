@@ -190,7 +190,7 @@ INSPECT = """() => {
   const all = sel => bots.flatMap(b => [...b.querySelectorAll(sel)]);
   return {
     text: bots.map(b => b.innerText).join('\\n'),
-    forms: all('form, input[type=password], textarea, select').length,
+    forms: all('form, input[type=password], textarea, select').map(e => e.outerHTML.slice(0, 120)),
     fixed: all('[style]').filter(
         e => /position\\s*:\\s*fixed/i.test(e.getAttribute('style'))).length,
     styled: all('[style*="url("]').length,
@@ -226,7 +226,7 @@ def expand_steps(page) -> None:
 
 def assert_inert(seen: dict, tracker: Tracker, when: str) -> None:
     assert tracker.hits == [], f"{when}: the browser fetched {tracker.hits}"
-    assert seen["forms"] == 0, f"{when}: a form control is rendered"
+    assert seen["forms"] == [], f"{when}: form controls are rendered: {seen['forms']}"
     assert seen["fixed"] == 0, f"{when}: an element is pinned over the page"
     assert seen["styled"] == 0, f"{when}: inline CSS with url() survived"
     assert seen["media"] == [], f"{when}: remote media elements: {seen['media']}"

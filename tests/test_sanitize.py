@@ -290,13 +290,15 @@ def test_messages_and_step_titles_are_sanitized():
 def test_safe_chatbot_sanitizes_everything_it_sends():
     import gradio as gr
 
-    from chatui.safe_chatbot import safe_chatbot
+    from chatui.safe_chatbot import SafeChatbot, safe_chatbot
 
     with gr.Blocks() as demo:
         bot = safe_chatbot(latex_delimiters=LATEX_DELIMITERS)
         allowing = safe_chatbot(image_hosts=["img.example.org"])
-    props = demo.get_config_file()["components"][0]["props"]
-    assert props["allow_tags"] == BLOCKED_TAGS and props["sanitize_html"] is True
+    comp = demo.get_config_file()["components"][0]
+    assert comp["type"] == "chatbot"  # the browser's own Chatbot renders it
+    assert comp["props"]["allow_tags"] == BLOCKED_TAGS and comp["props"]["sanitize_html"] is True
+    assert "latex_delimiters" in comp["props"] and "image_hosts" not in comp["props"]
     assert "img" not in allowing.allow_tags
     sent = bot.postprocess([
         {"role": "user", "content": f"<img src={T}/u>"},
@@ -310,6 +312,26 @@ def test_safe_chatbot_sanitizes_everything_it_sends():
     assert texts[1] == f"x\n&lt;form action={T}>\n[image: i (tracker.test)]({T}/i)"
     assert sent[2].metadata["title"] == f"[image: t (tracker.test)]({T}/t)"
     assert texts[3].startswith("&lt;div style=")
+    # A handler that returns gr.Chatbot(...) as an update makes Gradio rebuild the component
+    # from its class and constructor arguments, and use that copy from then on.
+    for original in (bot, allowing):
+        rebuilt = original.__class__(**{**original.constructor_args, "render": False})
+        assert isinstance(rebuilt, SafeChatbot) and rebuilt.image_hosts == original.image_hosts
+        shown = rebuilt.postprocess([{"role": "assistant", "content": "![a](https://img.example"
+                                      ".org/a.png)<form>"}]).root[0].content[0].text
+        assert "&lt;form>" in shown
+        assert shown.startswith("![a]" if original is allowing else "[image: a")
+
+
+def test_safe_chatbot_writes_no_stub_files():
+    from pathlib import Path
+
+    import chatui.safe_chatbot as module
+
+    # Gradio writes a .pyi next to every Component subclass it sees defined, unless told not to.
+    assert not Path(module.__file__).with_suffix(".pyi").exists()
+    module._with_hosts(("another.example.org",))
+    assert not Path(module.__file__).with_suffix(".pyi").exists()
 
 
 def test_image_hosts_setting_is_validated():

@@ -76,7 +76,8 @@ def build_app(settings: Settings, backends: dict[str, Backend] | None = None,
     settings.models = [m for m in settings.models if m.name in backends]
     warm_up(backends)
     service = ChatService(settings, backends)
-    demo = build_ui(service, History(store, show_model=True))
+    demo = build_ui(service, History(store, show_model=True,
+                                       stale_after=settings.server.stale_after_seconds))
     demo.store = store
     # Gradio's default is 1 concurrent run per event: one user streaming would block all.
     demo.queue(default_concurrency_limit=settings.server.concurrency_limit)

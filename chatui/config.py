@@ -105,6 +105,11 @@ class ServerSettings(_Section):
     port: int = Field(7860, description="Port (env CHATUI_PORT, GRADIO_SERVER_PORT or PORT).")
     concurrency_limit: int = Field(64, ge=1, description="Answers generated at once (all users).")
     max_threads: int = Field(80, ge=1)
+    heartbeat_seconds: float = Field(
+        3.0, gt=0, description="How often an answer being written is saved with its text so far.")
+    stale_after_seconds: float = Field(
+        20.0, gt=0, description="An answer not saved for this long is shown as interrupted (its "
+                                "replica died).")
 
 
 class RenderSettings(_Section):

@@ -24,7 +24,7 @@ import gradio as gr
 from .chat import ChatService, TurnRequest, TurnResult
 from .history import History, Turn
 from .identity import IdentityError, new_token, user_from
-from .limits import LimitExceeded, UserLimits
+from .limits import LimitExceeded, SharedLimits
 from .render import assistant_view
 from .store import NotFound, StoreError
 from .streaming import LoadAdaptiveInterval, coalesce, until
@@ -43,8 +43,10 @@ class Handlers:
         self.history = history
         self.update_interval = LoadAdaptiveInterval(base=update_interval)
         self.limits = service.settings.limits
-        self.user_limits = UserLimits(self.limits.messages_per_minute,
-                                      self.limits.max_concurrent_per_user)
+        # In the store: the limits hold across every replica that shares it.
+        self.user_limits = SharedLimits(history.store, self.limits.messages_per_minute,
+                                        self.limits.max_concurrent_per_user)
+        self.heartbeat = service.settings.server.heartbeat_seconds
         # session hash → stop events of the answers that browser session is waiting for
         self._stops: dict[str, set[asyncio.Event]] = {}
 
@@ -58,13 +60,19 @@ class Handlers:
             raise gr.Error(str(e), title="Not signed in") from None
         return user_id
 
-    def admit(self, user_id: str, turn_count: int) -> None:
-        """Refuse a new message past the per-user rate or the conversation length limit."""
+    async def admit(self, user_id: str, turn_count: int) -> None:
+        """Refuse a new message past the conversation length, answers-at-once or per-minute
+        limit, before anything is stored."""
         if turn_count >= self.limits.max_turns:
             raise gr.Error(f"This conversation has reached {self.limits.max_turns} messages. "
                            "Start a new chat to continue.", title="Conversation too long")
+        busy = await asyncio.to_thread(self.history.store.active_generations, user_id)
+        if busy >= self.limits.max_concurrent_per_user:
+            raise gr.Error(f"You already have {busy} answer(s) being written (limit: "
+                           f"{self.limits.max_concurrent_per_user}). Wait for one to finish "
+                           "or stop it.", title="Slow down")
         try:
-            self.user_limits.check_rate(user_id)
+            await self.user_limits.check_rate(user_id)
         except LimitExceeded as e:
             raise gr.Error(str(e), title="Slow down") from None
 
@@ -208,14 +216,22 @@ class Handlers:
                 "user_message_id": turn.user_message_id}
         yield shown, turn.votes, session, info
         stop = self._stop_event(request)
+        # The answer is in the store from its first moment, marked as being written and kept
+        # alive by heartbeats with the text so far: if this replica dies, whoever opens the
+        # conversation next sees it as interrupted, partial text kept. Not awaited here, so
+        # the first token does not wait for the database.
+        begun = asyncio.ensure_future(asyncio.to_thread(
+            self.history.begin_answer, user_id, turn, backend.name, backend.type, answer))
+        beating = asyncio.create_task(self._beat(user_id, begun, lambda: req.prefix + result.text))
         assistant: list = []
         final = None
         try:
-            with self.user_limits.generating(user_id), self.update_interval:
-                async with asyncio.timeout(self.limits.generation_timeout):
-                    async for assistant in until(coalesce(self.service.respond(req, result),
-                                                          self.update_interval), stop):
-                        yield shown + assistant, None, session, info
+            async with self.user_limits.generating(user_id):
+                with self.update_interval:
+                    async with asyncio.timeout(self.limits.generation_timeout):
+                        async for assistant in until(coalesce(
+                                self.service.respond(req, result), self.update_interval), stop):
+                            yield shown + assistant, None, session, info
         except LimitExceeded as e:
             result.finish_reason, result.error = "error", str(e)
         except TimeoutError:
@@ -224,8 +240,10 @@ class Handlers:
                 "cut off.")
         finally:
             self._forget_stop(request, stop)
+            beating.cancel()
             # Runs on completion, stop, error and a closed tab alike: the answer is never lost.
             try:
+                await asyncio.shield(begun)
                 if answer is None:
                     msg_id = await asyncio.shield(asyncio.to_thread(
                         self.history.finish, user_id, turn, result, backend.name,
@@ -246,12 +264,25 @@ class Handlers:
             yield shown + assistant_view(req.prefix + result.text, result.finish_reason,
                                          result.error), None, session, info
 
+    async def _beat(self, user_id: str, begun: asyncio.Future, text) -> None:
+        """Save the text so far every few seconds while the answer is written."""
+        try:
+            msg_id = await asyncio.shield(begun)
+        except StoreError:
+            return
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await asyncio.to_thread(self.history.store.heartbeat, user_id, msg_id, text())
+            except StoreError as e:
+                log.warning("heartbeat of answer %s failed: %s", msg_id, e)
+
     async def _start(self, message, conv_id, opts: dict, token, profile) -> tuple[str, Turn]:
         message = self.check_message(message)
         user_id = self.user(token, profile)
         if not message:
             return user_id, None
-        self.admit(user_id, await asyncio.to_thread(self.history.length, user_id, conv_id)
+        await self.admit(user_id, await asyncio.to_thread(self.history.length, user_id, conv_id)
                    if conv_id else 0)
         # SQLite work runs in a thread: the event loop relays everyone's tokens meanwhile.
         turn = await asyncio.to_thread(self.history.start, user_id, conv_id, message,
@@ -331,7 +362,7 @@ class Handlers:
                 if conv_id else None
             if last is None:
                 raise gr.Error("There is no question to answer again.", title="Nothing to retry")
-            self.admit(user_id,
+            await self.admit(user_id,
                        await asyncio.to_thread(self.history.length, user_id, conv_id) - 1)
             turn = await asyncio.to_thread(self.history.retry, user_id, conv_id, last)
         except NotFound:
@@ -355,7 +386,7 @@ class Handlers:
         if last is None or last["finish_reason"] != "length":
             yield gr.skip(), session, {}
             return
-        self.admit(user_id, 0)
+        await self.admit(user_id, 0)
         turn, answer = await asyncio.to_thread(self.history.continue_turn, user_id, conv_id,
                                                last["id"])
         async for out in self._run(user_id, turn, opts, request, answer=answer):
@@ -382,7 +413,7 @@ class Handlers:
                 or not session.get("conv"):
             yield gr.skip(), session, {}
             return
-        self.admit(user_id, index)
+        await self.admit(user_id, index)
         try:
             turn = await asyncio.to_thread(self.history.edit, user_id, session["conv"],
                                            ids[index], text)

@@ -91,10 +91,12 @@ def _prompt(branch: list[dict]) -> list[dict]:
 
 
 class History:
-    def __init__(self, store: Store, show_model: bool = False):
+    def __init__(self, store: Store, show_model: bool = False, stale_after: float = 20.0):
         self.store = store
         # The chat names the model at the top of each answer (display only, like the stop mark).
         self.show_model = show_model
+        # An answer whose writer stopped saving it for this long died with its replica.
+        self.stale_after = stale_after
 
     # -- conversations -------------------------------------------------------------------
     def conversations(self, user_id: str) -> list[tuple[str, str]]:
@@ -103,6 +105,7 @@ class History:
     def load(self, user_id: str, conv_id: str) -> tuple[list[dict], list, list]:
         """(chat messages, store id per message, vote per chat message)."""
         self.store.get_conversation(user_id, conv_id)
+        self.store.interrupt_stale(conv_id, older_than=self.stale_after)
         return _view_with_votes(self.store.branch(user_id, conv_id), self.show_model)
 
     def length(self, user_id: str, conv_id: str) -> int:
@@ -233,17 +236,34 @@ class History:
             self.store.set_current_leaf(user_id, conv_id, last["id"], descend=False)
         return last["content"]
 
+    def begin_answer(self, user_id: str, turn: Turn, model: str, backend_type: str,
+                     answer: dict | None = None) -> str:
+        """The answer exists in the store from its first moment, marked as being written
+        (no finish reason); a continued answer goes back to that state."""
+        if answer is not None:
+            self.store.update_message(user_id, answer["id"], finish_reason=None, error=None)
+            return answer["id"]
+        msg = self.store.add_message(user_id, turn.conversation_id, "assistant", "",
+                                     parent_id=turn.user_message_id, model=model,
+                                     backend=backend_type)
+        turn.assistant_message_id = msg
+        return msg
+
     def finish(self, user_id: str, turn: Turn, result: TurnResult, model: str,
                backend_type: str) -> str:
         """Store the answer, complete, stopped or failed; the partial text is kept."""
         meta = {k: v for k, v in (("steps", result.steps), ("notices", result.notices)) if v}
-        msg = self.store.add_message(
-            user_id, turn.conversation_id, "assistant", result.text,
-            parent_id=turn.user_message_id, model=model, backend=backend_type,
-            params=result.params, finish_reason=result.finish_reason or "stopped",
-            error=result.error, prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens, ttft=result.ttft,
-            duration=result.duration, sources=result.sources, meta=meta)
+        fields = dict(model=model, backend=backend_type, params=result.params,
+                      finish_reason=result.finish_reason or "stopped", error=result.error,
+                      prompt_tokens=result.prompt_tokens,
+                      completion_tokens=result.completion_tokens, ttft=result.ttft,
+                      duration=result.duration, sources=result.sources, meta=meta)
+        if turn.assistant_message_id:  # begun by begin_answer
+            self.store.update_message(user_id, turn.assistant_message_id, content=result.text,
+                                      **fields)
+            return turn.assistant_message_id
+        msg = self.store.add_message(user_id, turn.conversation_id, "assistant", result.text,
+                                     parent_id=turn.user_message_id, **fields)
         turn.assistant_message_id = msg
         return msg
 

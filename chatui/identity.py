@@ -42,9 +42,6 @@ def user_from(token: str | None, profile=None) -> tuple[str, str, str]:
     return f"anon:{digest}", "anonymous", "anon"
 
 
-SECRET_ENV = "CHATUI_SECRET"
-
-
 def browser_secret(data_dir: str | os.PathLike) -> str:
     """The key that encrypts the browser's token in localStorage (gr.BrowserState).
 
@@ -52,7 +49,7 @@ def browser_secret(data_dir: str | os.PathLike) -> str:
     browser loses its identity, and so its whole history, at each restart. From the
     environment (`CHATUI_SECRET`, required when several replicas serve one site), else a
     random key created once in the data folder, readable by this user only."""
-    secret = os.environ.get(SECRET_ENV, "").strip()
+    secret = os.environ.get("CHATUI_SECRET", "").strip()
     if secret:
         return secret
     path = Path(data_dir) / ".chatui_secret"

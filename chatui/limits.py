@@ -1,57 +1,68 @@
 """Per-user limits: messages per minute and answers generated at once.
 
-In-process and lock-protected (Gradio runs handlers on several threads). With several
-replicas, each enforces its own share; a shared store would be needed for global limits.
+Kept in the store, so they hold across every replica that shares it (SQLite for one process,
+PostgreSQL for several): a message is counted and checked in one transaction, and each
+answer holds a lease that its replica renews while it writes. A replica that dies stops
+renewing; its leases expire after `lease_ttl` seconds, so nobody is locked out for longer.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
-from contextlib import contextmanager
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+log = logging.getLogger(__name__)
 
 
 class LimitExceeded(Exception):
     """A user-facing sentence saying which limit was hit and what to do."""
 
 
-class UserLimits:
-    def __init__(self, messages_per_minute: int, max_concurrent: int, window: float = 60.0):
+class SharedLimits:
+    def __init__(self, store, messages_per_minute: int, max_concurrent: int,
+                 lease_ttl: float = 30.0, window: float = 60.0):
+        self.store = store
         self.messages_per_minute = messages_per_minute
         self.max_concurrent = max_concurrent
+        self.lease_ttl = lease_ttl
         self.window = window
-        self._lock = threading.Lock()
-        self._sent: dict[str, deque] = defaultdict(deque)
-        self._running: dict[str, int] = defaultdict(int)
 
-    def check_rate(self, user_id: str, now: float | None = None) -> None:
+    async def check_rate(self, user_id: str) -> None:
         """Count one message; refuse past `messages_per_minute` in the sliding window."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            sent = self._sent[user_id]
-            while sent and now - sent[0] >= self.window:
-                sent.popleft()
-            if len(sent) >= self.messages_per_minute:
-                wait = self.window - (now - sent[0])
-                raise LimitExceeded(
-                    f"You are sending messages too fast (limit: {self.messages_per_minute} per "
-                    f"minute). Try again in {max(1, round(wait))} s.")
-            sent.append(now)
+        if await asyncio.to_thread(self.store.record_message_and_check_rate, user_id,
+                                   self.messages_per_minute, self.window):
+            return
+        wait = await asyncio.to_thread(self.store.rate_retry_after, user_id,
+                                       self.messages_per_minute, self.window)
+        raise LimitExceeded(
+            f"You are sending messages too fast (limit: {self.messages_per_minute} per "
+            f"minute). Try again in {max(1, round(wait))} s.")
 
-    @contextmanager
-    def generating(self, user_id: str):
-        """Hold one of the user's concurrent-generation slots for the duration of an answer."""
-        with self._lock:
-            if self._running[user_id] >= self.max_concurrent:
-                raise LimitExceeded(
-                    f"You already have {self._running[user_id]} answer(s) being written (limit: "
-                    f"{self.max_concurrent}). Wait for one to finish or stop it.")
-            self._running[user_id] += 1
+    @contextlib.asynccontextmanager
+    async def generating(self, user_id: str) -> AsyncIterator[None]:
+        """Hold one of the user's concurrent-answer slots while an answer is written."""
+        lease = await asyncio.to_thread(self.store.acquire_generation, user_id,
+                                        self.max_concurrent, self.lease_ttl)
+        if lease is None:
+            raise LimitExceeded(
+                f"You already have {self.max_concurrent} answer(s) being written (limit: "
+                f"{self.max_concurrent}). Wait for one to finish or stop it.")
+        renew = asyncio.create_task(self._renew(lease))
         try:
             yield
         finally:
-            with self._lock:
-                self._running[user_id] -= 1
-                if self._running[user_id] <= 0:
-                    del self._running[user_id]
+            renew.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renew
+            # shielded: a closed tab cancels us, and the slot must still be given back
+            await asyncio.shield(asyncio.to_thread(self.store.release_generation, lease))
+
+    async def _renew(self, lease: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            try:
+                await asyncio.to_thread(self.store.renew_generation, lease, self.lease_ttl)
+            except Exception as e:  # a database hiccup must not end the answer
+                log.warning("could not renew generation lease: %s", e)

@@ -9,6 +9,8 @@ import html
 
 STOPPED_MARK = "⏹️ *Stopped.*"
 ERROR_PREFIX = "⚠️ **Error:** "
+# Under an answer seen while another process still writes it (finish_reason None).
+WRITING_MARK = "⏳ *Still being written…*"
 # Under an answer cut by max_new_tokens: without it the answer just ends mid-sentence.
 LENGTH_MARK = "✂️ *Stopped at the length limit — press **Continue** for more.*"
 
@@ -43,6 +45,8 @@ def assistant_view(text: str, finish_reason: str | None, error: str | None = Non
         body = render_citations(body, sources)
     if finish_reason == "stopped":
         body = (body + "\n\n" if body else "") + STOPPED_MARK
+    elif finish_reason is None:  # being written, seen from another tab or replica
+        body = (body + "\n\n" if body else "") + WRITING_MARK
     elif finish_reason == "length" and body:
         body = body + "\n\n" + LENGTH_MARK
     if body:

@@ -141,7 +141,7 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         # Browser path: validate first (a refused message stays in the box), then move the
         # text out of the box and generate.
         pending = gr.State("")
-        ui_event = (textbox.submit(h.check_message, [textbox], None, **private)
+        ui_event = (textbox.submit(h.validate_message, [textbox], None, **private)
                     .success(lambda m: (m, busy()), [textbox], [pending, textbox], **private)
                     .success(h.chat_ui, [pending, *gen_inputs], [*gen_outputs, conversations],
                              show_progress="hidden", api_name="chat_ui",

@@ -190,3 +190,31 @@ def test_steps_and_notices_are_shown_again_on_reload(history):
     assert titles[1] == "Searching the web" and shown[2]["content"] == "a"
     assert any("Web search is unavailable" in (t or "") for t in titles)
     assert len(ids) == len(shown) and len(votes) == len(shown) - 1
+
+
+def test_an_answer_is_stored_while_written_and_shown_interrupted_if_its_writer_dies(tmp_path):
+    """A replica that dies mid-answer leaves a generating answer; the next reader sees it as
+    interrupted, with the text saved so far (issue 10)."""
+    import time
+
+    store = Store(tmp_path / "i.db")
+    h = History(store, stale_after=0.3)
+    t = h.start(U, None, "q", "m", "")
+    msg = h.begin_answer(U, t, "m", "llamacpp")
+    assert store.get_message(U, msg)["finish_reason"] is None  # being written
+    store.heartbeat(U, msg, "half an ans")
+    shown, _, _ = h.load(U, t.conversation_id)
+    assert "half an ans" in shown[-1]["content"] and "Error" not in str(shown)  # alive
+    time.sleep(0.4)  # the writer stopped saving
+    shown, _, _ = h.load(U, t.conversation_id)
+    text = " ".join(str(m["content"]) for m in shown)
+    assert "half an ans" in text and "stopped before it finished" in text
+    assert store.get_message(U, msg)["finish_reason"] == "error"
+    # a writer that finishes normally overwrites the placeholder, one answer in the branch
+    t2 = h.start(U, t.conversation_id, "q2", "m", "")
+    h.begin_answer(U, t2, "m", "llamacpp")
+    h.finish(U, t2, TurnResult(text="done", finish_reason="stop"), "m", "llamacpp")
+    branch = store.branch(U, t.conversation_id)
+    assert [m["content"] for m in branch][-2:] == ["q2", "done"]
+    assert branch[-1]["finish_reason"] == "stop"
+    store.close()

@@ -149,8 +149,8 @@ def sanitize_message(message, image_hosts: Iterable[str] = (),
 
 def valid_host_pattern(host: str) -> bool:
     """"example.org" or "*.example.org" (lower case, no scheme, port or path)."""
-    return bool(re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*",
-                             host))
+    label = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+    return bool(re.fullmatch(rf"(\*\.)?{label}(\.{label})*", host))
 
 
 def host_allowed(url: str, image_hosts: Iterable[str]) -> bool:

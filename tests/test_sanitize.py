@@ -191,8 +191,8 @@ def test_code_is_shown_exactly_as_written():
             '  <input type="password" name="pw" style="position:fixed">\n'
             "  <img src=\"logo.png\">\n</form>\n```\n")
     assert sanitize_markdown(code) == code
-    in_list = "1. Install:\n\n   ```bash\n   echo '<b>'\n   ```\n2. Nested:\n   - x\n     ```html\n" \
-              "     <video src=a.mp4></video>\n     ```\n"
+    in_list = ("1. Install:\n\n   ```bash\n   echo '<b>'\n   ```\n"
+               "2. Nested:\n   - x\n     ```html\n     <video src=a.mp4></video>\n     ```\n")
     assert sanitize_markdown(in_list) == in_list
     nested = "````markdown\n```html\n<img src=x>\n```\n````\n"
     assert sanitize_markdown(nested) == nested

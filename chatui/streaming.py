@@ -8,6 +8,7 @@ merged into at most one update per `interval`; the last item is never dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -127,19 +128,13 @@ async def until(source: AsyncIterator[T], stop: asyncio.Event) -> AsyncIterator[
     finishes normally with its final update (a Gradio cancel would race with it)."""
     it = source.__aiter__()
     stopped = asyncio.ensure_future(stop.wait())
+    nxt: asyncio.Future | None = None
     try:
         while True:
             nxt = asyncio.ensure_future(it.__anext__())
             await asyncio.wait({nxt, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if not nxt.done():
-                nxt.cancel()  # lands in the source's pending await: its finally runs now
-                try:
-                    await nxt
-                except (asyncio.CancelledError, StopAsyncIteration):
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise  # we are being cancelled ourselves (closed tab): let it through
-                return
+                return  # stop: the finally interrupts the pending read
             try:
                 item = nxt.result()
             except StopAsyncIteration:
@@ -149,9 +144,14 @@ async def until(source: AsyncIterator[T], stop: asyncio.Event) -> AsyncIterator[
                 return
     finally:
         stopped.cancel()
+        # Also reached when we are cancelled ourselves (closed tab): the read in flight must
+        # not go on generating in the background. Cancelling it lands in the source's pending
+        # await, so its own finally (abort the backend, record "stopped") runs now.
+        if nxt is not None and not nxt.done():
+            nxt.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await nxt
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # already finished by the cancel above
                 await aclose()
-            except RuntimeError:  # already closed by the cancellation above
-                pass

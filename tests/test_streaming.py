@@ -3,6 +3,8 @@
 import asyncio
 import time
 
+import pytest
+
 from chatui.streaming import coalesce
 
 
@@ -80,3 +82,43 @@ async def test_source_error_surfaces():
     else:
         raise AssertionError("error swallowed")
     assert got[-1] == 2  # the last good snapshot is shown before the error
+
+
+async def test_until_interrupts_the_source_on_stop_and_on_cancel():
+    """Stop (an event) and a closed tab (cancellation) both end the source at once: its
+    finally runs, nothing keeps generating in the background."""
+    import asyncio
+
+    from chatui.streaming import until
+
+    state = {"closed": 0, "produced": 0}
+
+    async def source():
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+                state["produced"] += 1
+                yield state["produced"]
+        finally:
+            state["closed"] += 1
+
+    stop = asyncio.Event()
+    got = []
+    async for item in until(source(), stop):
+        got.append(item)
+        if len(got) == 3:
+            stop.set()
+    assert got == [1, 2, 3] and state["closed"] == 1
+
+    async def consume():
+        async for _ in until(source(), asyncio.Event()):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    produced = state["produced"]
+    await asyncio.sleep(0.1)
+    assert state["closed"] == 2 and state["produced"] == produced  # nothing runs on

@@ -15,8 +15,10 @@ Session state (`gr.State`, per browser tab / gradio_client session) is a dict:
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import math
+import re
 from collections.abc import AsyncIterator
 
 import gradio as gr
@@ -31,6 +33,13 @@ from .streaming import LoadAdaptiveInterval, coalesce, until
 
 log = logging.getLogger(__name__)
 REASONS = ["incorrect", "unhelpful", "unsafe", "other"]
+
+
+def unescape_shown(text: str) -> str:
+    """The edit box holds the message as shown, where the sanitizer turned raw tags into text
+    (`&lt;div>`, inline code as `<code>&lt;b&gt;</code>`): give the user's own characters back."""
+    text = re.sub(r"<code>(.*?)</code>", lambda m: "`" + html.unescape(m.group(1)) + "`", text)
+    return text.replace("&lt;", "<")
 
 
 def new_session() -> dict:
@@ -395,7 +404,8 @@ class Handlers:
     @staticmethod
     def stash_edit(evt: gr.EditData) -> dict:
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
-        return {"index": index, "text": evt.value if isinstance(evt.value, str) else ""}
+        text = evt.value if isinstance(evt.value, str) else ""
+        return {"index": index, "text": unescape_shown(text)}
 
     async def edit(self, edit: dict | None, model: str, system_prompt: str,
                    temperature: float, top_p: float, max_new_tokens: float, web_search: bool,

@@ -371,3 +371,13 @@ async def test_csp_middleware_sets_the_header_on_every_response():
         missing = await client.get("/nowhere")
     assert r.headers.get_list("content-security-policy") == ["img-src 'self'"]
     assert missing.status_code == 404 and missing.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("typed", ["a <div>x</div> b", "fish & chips <img src=x>",
+                                   "code `<b>` here", "plain text", "x < y and y > z"])
+def test_editing_a_sanitized_message_gives_the_users_own_text_back(typed):
+    """The edit box shows the message as displayed (tags as text); an edit must resend what
+    the user typed, not the escapes."""
+    from chatui.handlers import unescape_shown
+
+    assert unescape_shown(sanitize_markdown(typed)) == typed

@@ -1,7 +1,11 @@
 """Export votes and conversations as JSONL training data (TRL formats).
 
 ``python -m chatui export --format kto|dpo|conversations --out FILE [--since DATE] [--model NAME]
-[--db PATH]``
+[--db PATH_OR_URL]``
+
+``--db`` is a SQLite file or a ``sqlite:///``/``postgresql://`` URL; by default the app's own
+database (``storage.url`` from the config, with ``CHATUI_DATABASE_URL`` / ``CHATUI_DB_PATH``
+applied), so on a deployment of several replicas it reads their shared PostgreSQL.
 
 Formats (one JSON object per line; ``datasets.load_dataset("json", data_files=FILE)`` loads them):
 
@@ -169,13 +173,19 @@ def export(store: Store, fmt: str, out: str | os.PathLike, since: Any = None,
     return write_jsonl(ROW_BUILDERS[fmt](store, since=since, model=model), out)
 
 
-def default_db_path() -> str:
-    """CHATUI_DB_PATH, else ``storage.db_path`` from spaces.yaml (load_settings)."""
-    if os.environ.get("CHATUI_DB_PATH"):
-        return os.environ["CHATUI_DB_PATH"]
+def default_db_url() -> str:
+    """The database the app uses: ``storage.url`` from the config (spaces.yaml or
+    CHATUI_CONFIG), with CHATUI_DATABASE_URL / CHATUI_DB_PATH applied as the app applies them."""
     from chatui.config import load_settings
 
-    return load_settings().storage.db_path
+    return load_settings().storage.url
+
+
+def _sqlite_file(target: str) -> Path | None:
+    """The file behind a SQLite target (plain path or sqlite:/// URL); None for PostgreSQL."""
+    from chatui.store.engines import is_postgres_url, sqlite_path
+
+    return None if is_postgres_url(target) else Path(sqlite_path(target))
 
 
 # -- CLI (registered in chatui/cli.py) ---------------------------------------------------------
@@ -189,8 +199,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", help="only votes/conversations at or after this ISO date "
                                         "or datetime (UTC unless it has an offset)")
     parser.add_argument("--model", help="only this model's answers")
-    parser.add_argument("--db", help="SQLite file (default: $CHATUI_DB_PATH, else "
-                                     "storage.db_path in spaces.yaml)")
+    parser.add_argument("--db", help="SQLite file, sqlite:///PATH or postgresql://USER:PASS@HOST/DB "
+                                     "(default: the app's storage.url, with "
+                                     "$CHATUI_DATABASE_URL / $CHATUI_DB_PATH applied)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -200,15 +211,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --since: {e}", file=sys.stderr)
         return 2
     try:
-        db_path = args.db or default_db_path()
-    except Exception as e:  # ConfigError and friends: one line
+        target = args.db or default_db_url()
+        sqlite_file = _sqlite_file(target)
+    except Exception as e:  # ConfigError, a malformed sqlite URL: one line
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if not Path(db_path).is_file():
-        print(f"error: no database at {db_path} (use --db or CHATUI_DB_PATH)", file=sys.stderr)
+    # An export never creates a SQLite file; a PostgreSQL server says itself what is wrong.
+    if sqlite_file is not None and not sqlite_file.is_file():
+        print(f"error: no database at {sqlite_file} (use --db, CHATUI_DATABASE_URL or "
+              f"CHATUI_DB_PATH)", file=sys.stderr)
         return 2
     try:
-        with Store(db_path) as store:
+        with Store(target) as store:
             n = export(store, args.format, args.out, since=since, model=args.model)
             # An empty file alone leaves the user guessing: say why there are no rows.
             reason = empty_reason(store, args.format, since, args.model) if n == 0 else None

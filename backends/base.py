@@ -45,7 +45,9 @@ class GenerationParams:
 
 @dataclass
 class Delta:
-    text: str = ""
+    text: str = ""  # the answer
+    # The model's thinking, kept apart from the answer (see backends/reasoning.py).
+    reasoning: str = ""
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -70,6 +72,9 @@ class Backend(abc.ABC):
     """Base class: subclasses implement `_stream`; `stream` adds the shared error contract."""
 
     type: str = "base"
+    # Inline reasoning tags split off the start of the text (ModelSpec.reasoning_tags,
+    # set by the registry); None: the text is all answer.
+    reasoning_tags: tuple[str, str] | None = ("<think>", "</think>")
 
     def __init__(self, name: str, context_length: int = 2048,
                  defaults: GenerationParams | None = None):
@@ -88,7 +93,11 @@ class Backend(abc.ABC):
         try:
             # aclosing: when our consumer stops early, the backend's own generator is closed
             # right away (its abort runs now), not whenever garbage collection gets to it.
-            async with contextlib.aclosing(self._stream(messages, params)) as deltas:
+            from .reasoning import split_reasoning
+
+            # One splitter for every backend: inline <think> tags become Delta.reasoning.
+            async with contextlib.aclosing(split_reasoning(self._stream(messages, params),
+                                                           self.reasoning_tags)) as deltas:
                 async for delta in deltas:
                     if delta.is_final:
                         final_seen = True

@@ -167,10 +167,14 @@ class LlamaCppBackend(Backend):
                     finish = STOPPED
                     break
                 choice = chunk["choices"][0]
-                text = choice.get("delta", {}).get("content")
-                if text:
+                delta = choice.get("delta", {})
+                text = delta.get("content")
+                # Reasoning in its own field (chat handlers that parse it); inline <think>
+                # tags in the text are split by Backend.stream.
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                if text or reasoning:
                     n += 1
-                    put(Delta(text=text))
+                    put(Delta(text=text or "", reasoning=reasoning))
                 if choice.get("finish_reason"):
                     finish = LENGTH if choice["finish_reason"] == "length" else STOP
             put(Delta(finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=n))

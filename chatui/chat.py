@@ -17,7 +17,7 @@ from typing import Any
 from backends import ERROR, STOPPED, Backend, Delta, GenerationParams
 
 from .context import ContextOverflow, fit_messages
-from .render import ERROR_PREFIX, STOPPED_MARK, assistant_view, error_bubble
+from .render import ERROR_PREFIX, STOPPED_MARK, assistant_view, error_bubble, thinking_step
 
 
 @dataclass
@@ -53,6 +53,9 @@ class TurnResult:
     sources: list[dict] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # shown under the answer
     steps: list[dict] = field(default_factory=list)  # finished progress steps (web search…)
+    # The model's thinking, kept apart from `text` (never sent back to the model).
+    reasoning: str = ""
+    reasoning_duration: float | None = None  # seconds from first thought to answer (or end)
 
 
 def step_message(title: str, status: str = "pending", duration: float | None = None,
@@ -124,6 +127,7 @@ class ChatService:
         result.params = _params_record(params)
         started = time.perf_counter()
         steps: list[dict] = []
+        thinking = _Thinking(result)
         system_text = req.system_prompt
         try:
             if req.web_search and self.settings.websearch.enabled:
@@ -161,22 +165,34 @@ class ChatService:
             steps = [dict(s, metadata={**s["metadata"], "status": "done"}) for s in steps]
             delta: Delta
             async for delta in backend.stream(fitted.messages, params):
+                if delta.reasoning:
+                    # Thoughts stream into an open "Thinking" step above the answer.
+                    thinking.add(delta.reasoning)
+                    if not delta.text:
+                        yield steps + [thinking.step("pending")]
                 if delta.text:
                     if result.ttft is None:
                         result.ttft = time.perf_counter() - started
+                    thinking.end()  # the answer starts: the step folds, with its duration
                     result.text += delta.text
-                    yield steps + [{"role": "assistant", "content": req.prefix + result.text}]
+                    yield steps + thinking.done() + [
+                        {"role": "assistant", "content": req.prefix + result.text}]
                 if delta.is_final:
                     result.finish_reason = delta.finish_reason
                     result.error = delta.error
                     result.prompt_tokens = delta.prompt_tokens or fitted.prompt_tokens
                     result.completion_tokens = delta.completion_tokens
+            thinking.end()
             yield assistant_view(req.prefix + result.text, result.finish_reason, result.error,
-                                 result.sources, result.notices, steps=steps)
+                                 result.sources, result.notices, steps=steps,
+                                 reasoning=result.reasoning,
+                                 reasoning_duration=result.reasoning_duration,
+                                 max_new_tokens=params.max_new_tokens)
         finally:
             # No final delta: the consumer stopped us (stop button, closed tab, timeout).
             if result.finish_reason is None:
                 result.finish_reason = STOPPED
+            thinking.end()  # stopped while thinking: what was thought is kept, timed
             result.steps = [dict(s, metadata={**s["metadata"], "status": "done"})
                             for s in steps]
             result.duration = time.perf_counter() - started
@@ -198,6 +214,30 @@ class ChatService:
                 yield {"role": "assistant", "content": ev.log or "", "metadata": ev.metadata()}
             else:
                 yield ev
+
+
+class _Thinking:
+    """The reasoning of one turn as it streams: text, timing and its chat step."""
+
+    def __init__(self, result: TurnResult):
+        self.result = result
+        self.started: float | None = None
+
+    def add(self, text: str) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+        self.result.reasoning += text
+
+    def end(self) -> None:
+        """Thinking is over (the answer started, the stream ended or was stopped)."""
+        if self.started is not None and self.result.reasoning_duration is None:
+            self.result.reasoning_duration = time.perf_counter() - self.started
+
+    def step(self, status: str) -> dict:
+        return thinking_step(self.result.reasoning, status, self.result.reasoning_duration)
+
+    def done(self) -> list[dict]:
+        return [self.step("done")] if self.result.reasoning else []
 
 
 def _params_record(params: GenerationParams) -> dict:

@@ -63,7 +63,10 @@ def _view_with_votes(branch: list[dict], show_model: bool = False
             shown = assistant_view(m["content"], m.get("finish_reason"), m.get("error"),
                                    m.get("sources") or [], meta.get("notices"),
                                    steps=meta.get("steps"),
-                                   model=m.get("model") if show_model else None)
+                                   model=m.get("model") if show_model else None,
+                                   reasoning=meta.get("reasoning"),
+                                   reasoning_duration=meta.get("reasoning_duration"),
+                                   max_new_tokens=(m.get("params") or {}).get("max_new_tokens"))
             messages.extend(shown)
             ids.extend([m["id"]] * len(shown))
             label = (m.get("feedback") or {}).get("label")
@@ -252,7 +255,11 @@ class History:
     def finish(self, user_id: str, turn: Turn, result: TurnResult, model: str,
                backend_type: str) -> str:
         """Store the answer, complete, stopped or failed; the partial text is kept."""
-        meta = {k: v for k, v in (("steps", result.steps), ("notices", result.notices)) if v}
+        # Reasoning lives in meta, apart from the answer: `_prompt` reads content only, so
+        # the model never gets its old thoughts back.
+        meta = {k: v for k, v in (("steps", result.steps), ("notices", result.notices),
+                                  ("reasoning", result.reasoning),
+                                  ("reasoning_duration", result.reasoning_duration)) if v}
         fields = dict(model=model, backend=backend_type, params=result.params,
                       finish_reason=result.finish_reason or "stopped", error=result.error,
                       prompt_tokens=result.prompt_tokens,

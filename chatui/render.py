@@ -28,16 +28,43 @@ def error_bubble(text: str) -> dict:
     return {"role": "assistant", "content": ERROR_PREFIX + text}
 
 
+THINKING_TITLE = "Thinking"
+
+
+def thinking_limit_note(max_new_tokens: int | None) -> str:
+    n = f"all {max_new_tokens}" if max_new_tokens else "all its"
+    return (f"*(The model used {n} tokens thinking and wrote no answer: "
+            "raise Max new tokens.)*")
+
+
+def thinking_step(reasoning: str, status: str = "done", duration: float | None = None,
+                  stopped: bool = False) -> dict:
+    """The collapsible block of a model's reasoning, above its answer: open ("pending") while
+    it thinks, folded ("done") once the answer starts. Plain text of the model, never cited."""
+    meta: dict = {"title": THINKING_TITLE + (" (stopped)" if stopped else ""),
+                  "status": status}
+    if duration is not None and status == "done":
+        meta["duration"] = round(duration, 2)
+    return {"role": "assistant", "content": reasoning, "metadata": meta}
+
+
 def assistant_view(text: str, finish_reason: str | None, error: str | None = None,
                    sources: list | None = None, notices: list[str] | None = None,
-                   steps: list[dict] | None = None, model: str | None = None) -> list[dict]:
+                   steps: list[dict] | None = None, model: str | None = None,
+                   reasoning: str | None = None, reasoning_duration: float | None = None,
+                   max_new_tokens: int | None = None) -> list[dict]:
     """The messages shown for one answer: the model that wrote it, its finished steps (web
-    search…), text (with linked citations), stop or length mark, error, sources, notices.
+    search…), its folded reasoning, text (with linked citations), stop or length mark,
+    error, sources, notices.
 
     The model line comes first, so the last message of an answer stays its text or notes."""
     out: list[dict] = [model_line(model)] if model else []
     out += [dict(s, metadata={**(s.get("metadata") or {}), "status": "done"})
             for s in steps or []]
+    if reasoning:
+        # Stopped before any answer: the thoughts are kept and say they were cut.
+        out.append(thinking_step(reasoning, "done", reasoning_duration,
+                                 stopped=finish_reason == "stopped" and not text))
     body = text
     if sources and body:
         from .websearch.context import render_citations
@@ -53,6 +80,8 @@ def assistant_view(text: str, finish_reason: str | None, error: str | None = Non
         out.append({"role": "assistant", "content": body})
     if finish_reason == "error":
         out.append(error_bubble(error or "The model failed."))
+    elif not body and finish_reason == "length" and reasoning:
+        out.append({"role": "assistant", "content": thinking_limit_note(max_new_tokens)})
     elif not body and finish_reason == "length":
         out.append({"role": "assistant", "content": "*(The answer reached the length limit "
                                                     "before any text: raise Max new tokens.)*"})

@@ -24,14 +24,28 @@ class WireConfig:
         self.die_after: int | None = None  # close the socket after N tokens
         self.burst = False  # write the whole stream at once (a fast server, a proxy's buffer)
         self.requests: list[dict] = []  # bodies received
+        # Chat route only: the exact deltas to stream instead of `tokens` × `token_text`, one
+        # chunk each (one token each against max_tokens; cut there with finish "length").
+        # Wire formats of reasoning models (OpenAI-compatible chat.completion.chunk):
+        #   {"content": "<think>I sh"}, {"content": "ould</thi"}, {"content": "nk>Hi"}:
+        #       inline tags, split anywhere (a server without a reasoning parser; the
+        #       tag names are the model's own);
+        #   {"reasoning_content": "…"} then {"content": "…"}: vLLM's reasoning parser and
+        #       llama.cpp-server (`--reasoning-format deepseek`);
+        #   {"reasoning": "…"}: the field name in newer vLLM.
+        self.script: list[dict] | None = None
 
 
-def _chunk(content: str | None, finish: str | None = None, usage: dict | None = None) -> bytes:
+def _chunk(content: str | dict | None, finish: str | None = None,
+           usage: dict | None = None) -> bytes:
+    """One SSE event; `content` is the text, or a whole delta dict (reasoning fields)."""
+    if isinstance(content, dict):
+        delta = {"role": "assistant", **content}
+    else:
+        delta = {} if content is None else {"role": "assistant", "content": content}
     body = {"id": "chatcmpl-wire", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": "wire", "choices": [] if usage else [
-                {"index": 0, "delta": {} if content is None else {"role": "assistant",
-                                                                  "content": content},
-                 "logprobs": None, "finish_reason": finish}]}
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
     if usage:
         body["usage"] = usage
     return b"data: " + json.dumps(body).encode() + b"\n\n"
@@ -69,7 +83,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         generate = not self.path.endswith("/chat/completions")
         max_tokens = req.get("max_tokens") or req.get("parameters", {}).get("max_new_tokens")
-        n = min(cfg.tokens, max_tokens or cfg.tokens)
+        script = None if generate or cfg.script is None else list(cfg.script)
+        n = min(len(script) if script is not None else cfg.tokens, max_tokens or 10**9)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -90,6 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(cfg.delay)
                 last = i == n - 1
                 reason = ("length" if max_tokens and n == max_tokens else "stop") if last else None
+                if script is not None:
+                    reason = ("length" if n < len(script) else "stop") if last else None
                 if generate:
                     ev = {"index": i, "token": {"id": i, "text": cfg.token_text, "logprob": 0.0,
                                                 "special": False},
@@ -99,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
                           "top_tokens": None}
                     out.write(b"data:" + json.dumps(ev).encode() + b"\n\n")
                 else:
-                    out.write(_chunk(cfg.token_text))
+                    out.write(_chunk(cfg.token_text if script is None else script[i]))
                     if last:
                         out.write(_chunk(None, reason))
                         out.write(_chunk(None, usage={"prompt_tokens": 7,

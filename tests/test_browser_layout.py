@@ -111,6 +111,22 @@ def intersects(a: dict, b: dict) -> bool:
                 or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
 
 
+def text_box(page, selector: str) -> dict:
+    """The box of the text itself (a block element is as wide as its container)."""
+    return page.evaluate("""s => {
+        const walk = document.createTreeWalker(document.querySelector(s), NodeFilter.SHOW_TEXT);
+        const rects = [];
+        while (walk.nextNode()) {
+            const range = document.createRange();
+            range.selectNodeContents(walk.currentNode);
+            rects.push(...[...range.getClientRects()].filter(r => r.width > 0));
+        }
+        const x = Math.min(...rects.map(r => r.left)), y = Math.min(...rects.map(r => r.top));
+        return {x, y, width: Math.max(...rects.map(r => r.right)) - x,
+                height: Math.max(...rects.map(r => r.bottom)) - y};
+    }""", selector)
+
+
 def lines_of(page, selector: str) -> int:
     """How many lines the text of `selector` wraps to, as laid out."""
     return page.evaluate("""s => {
@@ -242,17 +258,29 @@ def test_settings_survive_a_reload_and_follow_the_model(browser, app):
 # -- item 12: overlapping and far-apart buttons, delete, footer, undo -----------------------
 
 def test_chat_wide_icons_never_cover_a_messages_buttons(browser, app):
-    # A long question: the chat scrolls, and its Copy/Edit buttons can reach the top.
-    question = "Summarise these notes:\n" + "\n".join(f"note {i}" for i in range(40))
-    page = answered(browser, app, question)
+    # A short question, then a long one below it: the chat scrolls far enough for the first
+    # question's Copy/Edit buttons to reach the top of the chat.
+    page = answered(browser, app, "Hello.")
+    send(page, "Summarise these notes:\n" + "\n".join(f"note {i}" for i in range(40)))
+    wait_answer_done(page)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"user\"]')"
+                           ".length === 2")
     user_edit = '#chatbot .message-buttons-right button[aria-label="Edit"]'
-    # Scroll the user message's buttons to the top edge of the chat's scrolling area.
-    page.evaluate("""sel => {
-        const wrap = document.querySelector('#chatbot .bubble-wrap');
-        const edit = document.querySelector(sel);
-        wrap.scrollTop += edit.getBoundingClientRect().top - wrap.getBoundingClientRect().top;
-    }""", user_edit)
-    page.wait_for_timeout(300)
+    # Scroll the user message's buttons to the top edge of the chat's scrolling area (again
+    # if a late update of the chat autoscrolls it back to the bottom).
+    for _ in range(10):
+        offset = page.evaluate("""sel => {
+            const wrap = document.querySelector('#chatbot .bubble-wrap');
+            const edit = document.querySelector(sel);
+            const off = edit.getBoundingClientRect().top - wrap.getBoundingClientRect().top;
+            wrap.scrollTop += off;
+            return off;
+        }""", user_edit)
+        page.wait_for_timeout(500)
+        if abs(offset) < 1:
+            break
+    else:
+        pytest.fail("could not scroll the chat")
     chat_wide = page.locator("#chatbot .top-panel button").all()
     assert len(chat_wide) >= 2  # Clear and Copy all
     user_copy = '#chatbot .message-buttons-right button[aria-label="Copy message"]'
@@ -273,8 +301,9 @@ def test_answer_switcher_arrows_sit_beside_the_count(browser, app):
     page.click('#chatbot button[aria-label="Retry"]')
     wait_answer_done(page)
     page.wait_for_selector("#answer-position:has-text('2 / 2')", timeout=15_000)
-    prev, label, nxt = (box(page, s) for s in ("#prev-answer", "#answer-position p",
-                                               "#next-answer"))
+    prev, nxt = box(page, "#prev-answer"), box(page, "#next-answer")
+    label = text_box(page, "#answer-position")
+    assert "2 / 2" in page.inner_text("#answer-position")
     assert 0 <= label["x"] - (prev["x"] + prev["width"]) <= 40, (prev, label)
     assert 0 <= nxt["x"] - (label["x"] + label["width"]) <= 40, (label, nxt)
     assert abs((prev["y"] + prev["height"] / 2) - (nxt["y"] + nxt["height"] / 2)) < 4

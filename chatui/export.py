@@ -25,6 +25,14 @@ Formats (one JSON object per line; ``datasets.load_dataset("json", data_files=FI
   ``current_branch`` (the ids root → current leaf, what the user last saw). Times as ISO-8601
   UTC. ``user_id`` is not exported.
 
+Reasoning (a thinking model's thoughts, stored apart from its answer) is left out by default:
+the answer is what was rated and what the model should learn to say. ``--with-reasoning`` adds
+it: in kto/dpo as a ``<think>…</think>`` prefix of the assistant message's ``content`` (the
+inline form most reasoning chat templates expect); in ``conversations`` as separate
+``reasoning`` and ``reasoning_duration`` (seconds) fields on each assistant message. Prompts
+never carry earlier answers' reasoning (the model never saw it). Votes and citations belong to
+the answer either way.
+
 Filters: ``--since`` (ISO date or datetime, naive = UTC) keeps votes cast at or after it
 (kto/dpo) or conversations updated at or after it; ``--model`` keeps votes on that model's
 answers (kto/dpo) or conversations that used it.
@@ -60,16 +68,29 @@ def _completion_text(vote: dict) -> str:
     return completion[0].get("content") or ""
 
 
-def kto_rows(store: Store, since: Any = None, model: str | None = None) -> Iterator[dict]:
+def _completion(vote: dict, with_reasoning: bool) -> list[dict]:
+    """The rated assistant message; its reasoning as a <think> prefix when asked for."""
+    completion = vote["context"]["completion"]
+    if not with_reasoning or not vote.get("reasoning"):
+        return completion
+    first = dict(completion[0])
+    first["content"] = f"<think>{vote['reasoning']}</think>\n\n{first.get('content') or ''}"
+    return [first, *completion[1:]]
+
+
+def kto_rows(store: Store, since: Any = None, model: str | None = None,
+             with_reasoning: bool = False) -> Iterator[dict]:
     """TRL KTO rows, one per rated assistant message (latest vote)."""
     for vote in store.iter_feedback(since=since, model=model):
         if not _completion_text(vote).strip():
             continue
         ctx = vote["context"]
-        yield {"prompt": ctx["prompt"], "completion": ctx["completion"], "label": vote["label"]}
+        yield {"prompt": ctx["prompt"], "completion": _completion(vote, with_reasoning),
+               "label": vote["label"]}
 
 
-def dpo_rows(store: Store, since: Any = None, model: str | None = None) -> Iterator[dict]:
+def dpo_rows(store: Store, since: Any = None, model: str | None = None,
+             with_reasoning: bool = False) -> Iterator[dict]:
     """TRL DPO pairs from liked vs disliked answers to the same prompt."""
     groups: dict[tuple[str, str], dict[bool, list[dict]]] = {}
     for vote in store.iter_feedback(since=since, model=model):
@@ -83,9 +104,9 @@ def dpo_rows(store: Store, since: Any = None, model: str | None = None) -> Itera
         for good in by_label[True]:
             for bad in by_label[False]:
                 if _completion_text(good) == _completion_text(bad):
-                    continue  # same text liked and disliked: no preference signal
-                yield {"prompt": prompt, "chosen": good["context"]["completion"],
-                       "rejected": bad["context"]["completion"]}
+                    continue  # same answer liked and disliked: no preference signal
+                yield {"prompt": prompt, "chosen": _completion(good, with_reasoning),
+                       "rejected": _completion(bad, with_reasoning)}
 
 
 _MESSAGE_KEYS = ("id", "parent_id", "role", "content", "model", "backend", "params",
@@ -93,7 +114,8 @@ _MESSAGE_KEYS = ("id", "parent_id", "role", "content", "model", "backend", "para
                  "completion_tokens", "ttft", "duration", "sources", "feedback")
 
 
-def conversation_rows(store: Store, since: Any = None, model: str | None = None) -> Iterator[dict]:
+def conversation_rows(store: Store, since: Any = None, model: str | None = None,
+                      with_reasoning: bool = False) -> Iterator[dict]:
     """Whole conversations (all branches) with votes; see the module docstring."""
     for conv in store.iter_conversations(since=since, model=model):
         by_id = {m["id"]: m for m in conv["messages"]}
@@ -105,6 +127,10 @@ def conversation_rows(store: Store, since: Any = None, model: str | None = None)
         for m in conv["messages"]:
             row = {k: m[k] for k in _MESSAGE_KEYS}
             row["created_at"] = _iso(m["created_at"])
+            if with_reasoning and m["role"] == "assistant":
+                meta = m.get("meta") or {}
+                row["reasoning"] = meta.get("reasoning") or ""
+                row["reasoning_duration"] = meta.get("reasoning_duration")
             messages.append(row)
         yield {
             "id": conv["id"],
@@ -166,11 +192,12 @@ def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> int:
 
 
 def export(store: Store, fmt: str, out: str | os.PathLike, since: Any = None,
-           model: str | None = None) -> int:
+           model: str | None = None, with_reasoning: bool = False) -> int:
     """Write ``fmt`` rows to ``out``; returns the number of rows."""
     if fmt not in ROW_BUILDERS:
         raise InvalidArgument(f"format must be one of {FORMATS}, not {fmt!r}")
-    return write_jsonl(ROW_BUILDERS[fmt](store, since=since, model=model), out)
+    return write_jsonl(ROW_BUILDERS[fmt](store, since=since, model=model,
+                                         with_reasoning=with_reasoning), out)
 
 
 def default_db_url() -> str:
@@ -199,6 +226,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", help="only votes/conversations at or after this ISO date "
                                         "or datetime (UTC unless it has an offset)")
     parser.add_argument("--model", help="only this model's answers")
+    parser.add_argument("--with-reasoning", action="store_true",
+                        help="include thinking models' reasoning (left out by default): "
+                             "kto/dpo as a <think>…</think> prefix of the answer's content, "
+                             "conversations as 'reasoning' and 'reasoning_duration' fields")
     parser.add_argument("--db", help="SQLite file, sqlite:///PATH or postgresql://USER:PASS@HOST/DB "
                                      "(default: the app's storage.url, with "
                                      "$CHATUI_DATABASE_URL / $CHATUI_DB_PATH applied)")
@@ -223,7 +254,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         with Store(target) as store:
-            n = export(store, args.format, args.out, since=since, model=args.model)
+            n = export(store, args.format, args.out, since=since, model=args.model,
+                       with_reasoning=getattr(args, "with_reasoning", False))
             # An empty file alone leaves the user guessing: say why there are no rows.
             reason = empty_reason(store, args.format, since, args.model) if n == 0 else None
     except StoreError as e:

@@ -269,3 +269,195 @@ def test_history_stores_reasoning_in_meta_and_never_prompts_with_it(tmp_path):
     assert prompt == [{"role": "user", "content": "2+2?"},
                       {"role": "assistant", "content": "It is 4."}]
     store.close()
+
+
+# -- exports: the answer alone by default, reasoning on request ------------------------------
+
+def _export(db: str, *args: str) -> list[dict]:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "chatui", "export", "--db", db, "--out", "-",
+                           *args], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_exports_leave_reasoning_out_unless_asked(tmp_path):
+    from chatui.history import History
+    from chatui.store import Store
+
+    db = str(tmp_path / "chat.db")
+    store = Store(db)
+    history = History(store)
+    turn = history.start("u1", None, "2+2?", "wire", "")
+    good = history.finish("u1", turn, TurnResult(text="It is 4.", finish_reason="stop",
+                                                 reasoning="Two and two.",
+                                                 reasoning_duration=0.5), "wire", "openai")
+    retry = history.retry("u1", turn.conversation_id, turn.user_message_id)
+    bad = history.finish("u1", retry, TurnResult(text="Five.", finish_reason="stop",
+                                                 reasoning="Guess."), "wire", "openai")
+    turn2 = history.start("u1", turn.conversation_id, "And 3+3?", "wire", "")
+    history.finish("u1", turn2, TurnResult(text="6.", finish_reason="stop"), "wire", "openai")
+    history.rate("u1", good, True)
+    history.rate("u1", bad, False)
+    store.close()
+
+    plain = _export(db, "--format", "kto")
+    assert [r["completion"][0]["content"] for r in plain] == ["It is 4.", "Five."]
+    assert "Two and two" not in str(plain) and "Guess" not in str(plain)
+    kto = _export(db, "--format", "kto", "--with-reasoning")
+    assert [r["completion"][0]["content"] for r in kto] == [
+        "<think>Two and two.</think>\n\nIt is 4.", "<think>Guess.</think>\n\nFive."]
+    assert [r["label"] for r in kto] == [True, False]  # the votes are the answers' votes
+    dpo = _export(db, "--format", "dpo", "--with-reasoning")
+    assert dpo[0]["chosen"][0]["content"].startswith("<think>Two and two.</think>")
+    assert _export(db, "--format", "dpo")[0]["chosen"][0]["content"] == "It is 4."
+    conv = _export(db, "--format", "conversations")[0]["messages"]
+    assert all("reasoning" not in m for m in conv) and "Guess" not in str(conv)
+    conv = _export(db, "--format", "conversations", "--with-reasoning")[0]["messages"]
+    answers = {m["content"]: m for m in conv if m["role"] == "assistant"}
+    assert answers["It is 4."]["reasoning"] == "Two and two."
+    assert answers["It is 4."]["reasoning_duration"] == 0.5
+    assert answers["6."]["reasoning"] == "" and "reasoning" not in conv[0]
+    # The later question's prompt holds the answer only, never its thoughts.
+    assert all("<think>" not in str(m.get("content")) for m in conv)
+
+
+# -- the real app through gradio_client ------------------------------------------------------
+
+TOKEN = "think-" + "t" * 40
+
+
+@pytest.fixture(scope="module")
+def thinking_app(tmp_path_factory):
+    """`python app.py` over the wire fake, which each test scripts as a reasoning model."""
+    from tests.conftest import start_app, stop_process
+    from tests.wire import WireServer
+
+    tmp = tmp_path_factory.mktemp("thinking")
+    with WireServer() as upstream:
+        proc, url = start_app(tmp, f"""
+models:
+  - {{name: wire, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192}}
+storage: {{db_path: "{{db}}"}}
+""")
+        try:
+            yield SimpleNamespace(url=url, upstream=upstream, db=str(tmp / "chat.db"))
+        finally:
+            stop_process(proc)
+
+
+def text_of(msg: dict) -> str:
+    c = msg["content"]
+    return "".join(p.get("text", "") for p in c) if isinstance(c, list) else (c or "")
+
+
+def submit(app, message: str, conversation_id: str = "", max_new_tokens: int = 512):
+    from gradio_client import Client
+
+    client = Client(app.url, verbose=False)
+    job = client.submit(message, conversation_id, "wire", "", 0.7, 0.9, max_new_tokens, False,
+                        TOKEN, api_name="/chat")
+    return client, job
+
+
+def stored_answer(app, user_message_id: str, timeout: float = 30.0) -> dict:
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(app.db) as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT content, finish_reason, meta FROM messages WHERE "
+                             "parent_id = ? AND role = 'assistant' AND finish_reason IS NOT "
+                             "NULL", [user_message_id]).fetchone()
+        if row:
+            return {**dict(row), "meta": json.loads(row["meta"] or "{}")}
+        time.sleep(0.1)
+    raise AssertionError("the answer was never stored")
+
+
+@pytest.mark.slow
+def test_app_thinking_block_first_folded_stored_apart_reopened_never_sent_back(thinking_app):
+    app = thinking_app
+    app.upstream.config.delay = 0.1
+    app.upstream.config.script = ([{"reasoning_content": f"thought {i}. "} for i in range(6)]
+                                  + [{"content": "\n\nThe answer "}, {"content": "is 4."}])
+    client, job = submit(app, "What is 2+2?")
+    snaps = [out[0] for out in job]
+    final, info = job.outputs()[-1][0], job.outputs()[-1][-1]
+    thinking_snaps = [s for s in snaps if thinking_of(s)]
+    first = thinking_snaps[0]
+    assert thinking_of(first)[0]["metadata"]["status"] == "pending"
+    assert first[-1] is thinking_of(first)[0]  # nothing below it yet: no answer
+    with_answer = [s for s in snaps if any("The answer" in text_of(m) for m in s)]
+    assert with_answer, "the answer never streamed"
+    for snap in with_answer:
+        step = thinking_of(snap)[0]
+        assert step["metadata"]["status"] == "done" and step["metadata"]["duration"] >= 0.3
+        answer = next(m for m in snap if "The answer" in text_of(m))
+        assert snap.index(step) < snap.index(answer)
+    assert text_of(thinking_of(final)[0]).startswith("thought 0. ")
+
+    stored = stored_answer(app, info["user_message_id"])
+    assert stored["content"] == "The answer is 4." and stored["finish_reason"] == "stop"
+    assert stored["meta"]["reasoning"] == "".join(f"thought {i}. " for i in range(6))
+    assert stored["meta"]["reasoning_duration"] >= 0.3
+
+    reopened = client.predict(info["conversation_id"], TOKEN, api_name="/open_conversation")
+    step = thinking_of(reopened)[0]
+    assert "thought 5." in text_of(step) and step["metadata"]["status"] == "done"
+    assert any(text_of(m) == "The answer is 4." for m in reopened[reopened.index(step):])
+
+    app.upstream.config.delay = 0.0
+    app.upstream.config.script = [{"content": "Six."}]
+    _, job2 = submit(app, "And 3+3?", info["conversation_id"])
+    list(job2)
+    sent = app.upstream.config.requests[-1]["messages"]
+    assert {"role": "assistant", "content": "The answer is 4."} in sent
+    assert "thought" not in str(sent)
+
+
+@pytest.mark.slow
+def test_app_stop_while_thinking_keeps_the_thoughts_marked_stopped(thinking_app):
+    import time
+
+    app = thinking_app
+    app.upstream.config.delay = 0.05
+    app.upstream.config.script = [{"reasoning_content": f"idea {i}. "} for i in range(400)]
+    client, job = submit(app, "Something hard")
+    deadline, info = time.monotonic() + 60, None
+    while time.monotonic() < deadline and info is None:
+        outs = job.outputs()
+        if outs and thinking_of(outs[-1][0]) and "idea 3." in text_of(
+                thinking_of(outs[-1][0])[0]):
+            info = outs[-1][-1]
+        time.sleep(0.05)
+    assert info, "no thinking streamed"
+    job.cancel()
+    stored = stored_answer(app, info["user_message_id"])
+    assert stored["finish_reason"] == "stopped" and stored["content"] == ""
+    assert "idea 3." in stored["meta"]["reasoning"]
+    assert "idea 399." not in stored["meta"]["reasoning"]
+    reopened = client.predict(info["conversation_id"], TOKEN, api_name="/open_conversation")
+    step = thinking_of(reopened)[0]
+    assert step["metadata"]["title"] == "Thinking (stopped)" and "idea 3." in text_of(step)
+    assert text_of(reopened[-1]) == STOPPED_MARK
+
+
+@pytest.mark.slow
+def test_app_thinking_until_the_token_limit_says_so(thinking_app):
+    app = thinking_app
+    app.upstream.config.delay = 0.0
+    app.upstream.config.script = [{"content": "<think>"}] + [{"content": "hmm "}] * 100
+    _, job = submit(app, "Think forever", max_new_tokens=16)
+    list(job)
+    final = job.outputs()[-1][0]
+    assert text_of(final[-1]) == ("*(The model used all 16 tokens thinking and wrote no "
+                                  "answer: raise Max new tokens.)*")
+    assert text_of(thinking_of(final)[0]) == "hmm " * 15

@@ -17,22 +17,27 @@ class ExportsMixin:
     """Part of `Store`: cross-user iterators (owner dashboard, CLI, training-data export)."""
 
     def iter_feedback(self, since: Any = None, model: str | None = None) -> Iterator[dict]:
-        """Every current vote (latest per message), oldest first; ``since`` = vote time."""
+        """Every current vote (latest per message), oldest first; ``since`` = vote time.
+
+        ``reasoning``: the rated answer's thinking (kept apart from its text; exports add it
+        only on request)."""
         start = to_epoch(since)
         where, params = [], []
         if start is not None:
-            where.append("updated_at >= ?")
+            where.append("f.updated_at >= ?")
             params.append(start)
         if model is not None:
-            where.append("model = ?")
+            where.append("f.model = ?")
             params.append(model)
-        sql = ("SELECT message_id, conversation_id, model, label, reason, comment, context, "
-               "created_at, updated_at FROM feedback"
+        sql = ("SELECT f.message_id, f.conversation_id, f.model, f.label, f.reason, f.comment, "
+               "f.context, f.created_at, f.updated_at, m.meta AS message_meta FROM feedback f "
+               "LEFT JOIN messages m ON m.id = f.message_id"
                + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY updated_at, rowid")
+               + " ORDER BY f.updated_at, f.rowid")
         for row in self._stream(sql, params):
             row["label"] = bool(row["label"])
             row["context"] = loads(row["context"], {})
+            row["reasoning"] = loads(row.pop("message_meta"), {}).get("reasoning") or ""
             yield row
 
     def iter_conversations(self, since: Any = None, model: str | None = None) -> Iterator[dict]:

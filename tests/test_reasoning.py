@@ -461,3 +461,53 @@ def test_app_thinking_until_the_token_limit_says_so(thinking_app):
     assert text_of(final[-1]) == ("*(The model used all 16 tokens thinking and wrote no "
                                   "answer: raise Max new tokens.)*")
     assert text_of(thinking_of(final)[0]) == "hmm " * 15
+
+
+# -- what a person sees, in real Chromium ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    import shutil
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        yield b
+        b.close()
+
+
+BOTS_JS = "() => [...document.querySelectorAll('[data-testid=\"bot\"]')].map(b => b.innerText)"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_shows_a_thinking_block_above_the_answer_folded_when_it_starts(
+        thinking_app, browser):
+    app = thinking_app
+    app.upstream.config.delay = 0.15
+    app.upstream.config.script = ([{"reasoning_content": f"musing {i}. "} for i in range(16)]
+                                  + [{"content": "Forty-two "}, {"content": "it is."}])
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    page.goto(app.url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    page.fill("#input textarea", "What is the answer?")
+    page.keyboard.press("Enter")
+    # While it thinks: a "Thinking" block whose thoughts stream in, and no answer yet.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"bot\"]')]"
+        ".some(b => b.innerText.includes('Thinking'))", timeout=30_000)
+    early = page.evaluate(BOTS_JS)
+    assert not any("Forty-two" in t for t in early), early
+    page.wait_for_selector("#input .submit-button", timeout=60_000)
+    bots = page.evaluate(BOTS_JS)
+    think = next(i for i, t in enumerate(bots) if "Thinking" in t)
+    answer = next(i for i, t in enumerate(bots) if "Forty-two it is." in t)
+    assert think < answer, bots  # above the answer
+    assert "musing 15." not in bots[think], bots[think]  # folded once the answer started
+    page.get_by_text("Thinking", exact=False).first.click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"bot\"]')]"
+        ".some(b => b.innerText.includes('musing 15.'))", timeout=10_000)
+    page.context.close()

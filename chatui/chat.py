@@ -157,7 +157,7 @@ class ChatService:
             if fitted.dropped:
                 note = (f"Earlier messages ({fitted.dropped}) were left out so the conversation "
                         f"fits the model's {backend.context_length}-token context.")
-                steps.append(step_message("✂️ Trimmed history", "done", log=note))
+                steps.append(step_message("Trimmed history", "done", log=note))
             if fitted.max_new_tokens != params.max_new_tokens:
                 params = params.merged(max_new_tokens=fitted.max_new_tokens)
             result.params = _params_record(params)  # what was used, after fitting

@@ -91,8 +91,8 @@ def assistant_view(text: str, finish_reason: str | None, error: str | None = Non
         from .websearch.context import sources_markdown
 
         out.append({"role": "assistant", "content": sources_markdown(sources),
-                    "metadata": {"title": f"📚 Sources ({len(sources)})", "status": "done"}})
+                    "metadata": {"title": f"Sources ({len(sources)})", "status": "done"}})
     for note in notices or []:
         out.append({"role": "assistant", "content": "",
-                    "metadata": {"title": "ℹ️ " + note, "status": "done"}})
+                    "metadata": {"title": note, "status": "done"}})
     return out

@@ -159,7 +159,7 @@ def test_search_with_the_bundled_model_shows_steps_and_stores_sources(site, smol
     assert any(t.startswith("Reading") or t.startswith("Read") for t in titles), titles
     assert any(t.startswith("Selected") for t in titles), titles
     sources_msg = [m for m in chat if (m.get("metadata") or {}).get("title", "").startswith(
-        "📚 Sources")]
+        "Sources (")]
     assert len(sources_msg) == 1 and f"{site.url}/bridge" in text(sources_msg[0])
     con = sqlite3.connect(tmp_path / "chat.db")
     (stored,) = con.execute("SELECT sources FROM messages WHERE id = ?",

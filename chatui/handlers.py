@@ -27,7 +27,7 @@ from .chat import ChatService, TurnRequest, TurnResult
 from .history import History, Turn
 from .identity import IdentityError, new_token, user_from
 from .limits import LimitExceeded, SharedLimits
-from .render import assistant_view
+from .render import assistant_view, model_line
 from .store import NotFound, StoreError
 from .streaming import LoadAdaptiveInterval, coalesce, until
 
@@ -224,6 +224,8 @@ class Handlers:
         info = {"conversation_id": turn.conversation_id,
                 "user_message_id": turn.user_message_id}
         yield shown, turn.votes, session, info
+        # The model's name line heads the answer from its first token, as after a reload.
+        head = [model_line(backend.name)] if self.history.show_model else []
         stop = self._stop_event(request)
         # The answer is in the store from its first moment, marked as being written and kept
         # alive by heartbeats with the text so far: if this replica dies, whoever opens the
@@ -240,7 +242,7 @@ class Handlers:
                     async with asyncio.timeout(self.limits.generation_timeout):
                         async for assistant in until(coalesce(
                                 self.service.respond(req, result), self.update_interval), stop):
-                            yield shown + assistant, None, session, info
+                            yield shown + head + assistant, None, session, info
         except LimitExceeded as e:
             result.finish_reason, result.error = "error", str(e)
         except TimeoutError:
@@ -270,7 +272,7 @@ class Handlers:
             messages, session["ids"], votes = final
             yield messages, votes, session, info
         else:  # the store failed: still show what was generated, marked
-            yield shown + assistant_view(req.prefix + result.text, result.finish_reason,
+            yield shown + head + assistant_view(req.prefix + result.text, result.finish_reason,
                                          result.error), None, session, info
 
     async def _beat(self, user_id: str, begun: asyncio.Future, text) -> None:

@@ -180,6 +180,39 @@ async def test_vllm_backend_parses_inline_tags_the_same_way(monkeypatch):
     assert deltas[-1].finish_reason == "stop" and deltas[-1].completion_tokens == 5
 
 
+async def test_llamacpp_backend_reads_a_reasoning_field_and_inline_tags():
+    """The embedded backend's own loop, on scripted chunks in llama-cpp-python's dict form."""
+    from backends.llamacpp import LlamaCppBackend
+
+    chunks = [{"delta": {"reasoning_content": "Field thought. "}}, {"delta": {"content": "<thi"}},
+              {"delta": {"content": "nk>Tag thought.</think>"}}, {"delta": {"content": "Hi!"}},
+              {"delta": {}, "finish_reason": "stop"}]
+
+    class Scripted:
+        def create_chat_completion(self, **kw):
+            return ({"choices": [c]} for c in chunks)
+
+    backend = LlamaCppBackend("l", "none.gguf", context_length=512)
+    backend._acquire = lambda cancel: Scripted()
+    backend._release = lambda llm: None
+    deltas = [d async for d in backend.stream([{"role": "user", "content": "hi"}],
+                                              GenerationParams(max_new_tokens=16))]
+    # A reasoning field first means the text is answer; here the text also carries tags, and
+    # both forms end up in `reasoning`, the answer alone in `text`.
+    assert "".join(d.reasoning for d in deltas) == "Field thought. Tag thought."
+    assert "".join(d.text for d in deltas) == "Hi!"
+    assert deltas[-1].finish_reason == "stop"
+
+
+def test_citations_link_the_answer_and_leave_the_thoughts_alone():
+    sources = [{"index": 1, "url": "https://example.org/a", "title": "A"}]
+    view = assistant_view("It is 4 [1].", "stop", sources=sources,
+                          reasoning="Source [1] says 4.", reasoning_duration=1.0)
+    assert thinking_of(view)[0]["content"] == "Source [1] says 4."
+    answer = next(m for m in view if m["content"].startswith("It is 4"))
+    assert "https://example.org/a" in answer["content"]
+
+
 # -- the turn: Thinking step first, folded when the answer starts ---------------------------
 
 def service(url: str) -> ChatService:

@@ -11,7 +11,8 @@ through the interface below; the same interface and the same behaviours hold on 
 Modules, one concept each: `base` (errors, constants, values), `dialect` (where the two SQL
 dialects differ), `engines` (connections and transactions), `schema` (migrations), `tree`
 (users, conversations, messages), `feedback` (votes, dashboard), `exports` (iterators),
-`replicas` (leases, rate, heartbeats), `core` (the `Store` that joins them).
+`replicas` (leases, rate, heartbeats), `turns` (a message and its answer begun in one
+transaction), `core` (the `Store` that joins them).
 
 Model
 -----
@@ -109,8 +110,17 @@ State shared by replicas (see `chatui.store.replicas`):
 ``interrupt_stale(conv_id=None, older_than=60.0) -> list[str]``  generating answers silent for
     ``older_than`` seconds become ``finish_reason="error"``, ``error=INTERRUPTED_ERROR``.
 
+Sending a message (see `chatui.store.turns`):
+``begin_turn(user_id, conv_id, content, *, title, model, system_prompt, backend, max_turns,
+    max_concurrent, lease_ttl, per_minute, window) -> dict``  in ONE transaction: the limits
+    (`LimitReached` and nothing written when one refuses), the conversation (new when
+    ``conv_id`` is None), the user message and its empty generating answer, and a lease:
+    ``conversation_id, new_conversation, branch, user_message_id, assistant_message_id,
+    lease_id``.
+
 Errors: `StoreError` (cannot open / migrate / write; one line naming the database and the
-reason), `NotFound(StoreError, KeyError)`, `InvalidArgument(StoreError, ValueError)`.
+reason), `NotFound(StoreError, KeyError)`, `InvalidArgument(StoreError, ValueError)`,
+`LimitReached(StoreError)` (``kind``, ``limit``, ``busy``, ``retry_after``).
 
 Concurrency and durability: see `chatui.store.engines`.
 """
@@ -118,11 +128,12 @@ Concurrency and durability: see `chatui.store.engines`.
 from __future__ import annotations
 
 from .base import (FEEDBACK_REASONS, FINISH_REASONS, INTERRUPTED_ERROR, LEAF, ROLES,
-                   InvalidArgument, NotFound, StoreError, to_epoch)
+                   InvalidArgument, LimitReached, NotFound, StoreError, to_epoch)
 from .core import Store
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
     "LEAF", "ROLES", "FINISH_REASONS", "FEEDBACK_REASONS", "SCHEMA_VERSION", "MIGRATIONS",
-    "INTERRUPTED_ERROR", "Store", "StoreError", "NotFound", "InvalidArgument", "to_epoch",
+    "INTERRUPTED_ERROR", "Store", "StoreError", "NotFound", "InvalidArgument", "LimitReached",
+    "to_epoch",
 ]

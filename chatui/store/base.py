@@ -27,6 +27,18 @@ class InvalidArgument(StoreError, ValueError):
     """A value the store refuses (unknown role, finish_reason, reason, field...)."""
 
 
+class LimitReached(StoreError):
+    """A per-user limit refused a new message; nothing was written (see `Store.begin_turn`).
+
+    ``kind``: ``"turns"`` (the branch already has ``limit`` messages), ``"concurrent"``
+    (``busy`` answers are being written, ``limit`` at once) or ``"rate"`` (``limit`` messages
+    in the window; one more fits in ``retry_after`` seconds)."""
+
+    def __init__(self, kind: str, limit: int, *, busy: int = 0, retry_after: float = 0.0):
+        super().__init__(f"{kind} limit {limit} reached")
+        self.kind, self.limit, self.busy, self.retry_after = kind, limit, busy, retry_after
+
+
 class _Leaf:
     def __repr__(self) -> str:
         return "LEAF"

@@ -19,6 +19,7 @@ from .feedback import FeedbackMixin
 from .replicas import ReplicasMixin
 from .schema import current_version, migrate
 from .tree import CONV_COLUMNS, ConversationsMixin
+from .turns import TurnsMixin
 
 # A message joined to its conversation, only if that conversation belongs to the user.
 _OWN_MSG_SELECT = """
@@ -30,7 +31,7 @@ WHERE m.id = ? AND c.user_id = ?
 """
 
 
-class Store(ConversationsMixin, FeedbackMixin, ExportsMixin, ReplicasMixin):
+class Store(ConversationsMixin, TurnsMixin, FeedbackMixin, ExportsMixin, ReplicasMixin):
     """Users, conversations, the message tree, feedback and replica state, on SQLite or
     PostgreSQL. See the package docstring for the API. Thread-safe; one per process is enough.
 

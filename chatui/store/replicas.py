@@ -31,6 +31,45 @@ def _lock_user(db: Conn, user_id: str) -> None:
         db.execute(db.dialect.user_lock, [user_id])
 
 
+# The limit checks on a connection already in a write transaction that holds the user's lock:
+# shared by the single-purpose methods below and by `TurnsMixin.begin_turn`.
+
+def take_lease(db: Conn, user_id: str, max_concurrent: int, ttl: float, now: float
+               ) -> tuple[str | None, int]:
+    """(a new lease id, or None when the user's live leases fill ``max_concurrent``; how many
+    live leases the user held before)."""
+    db.execute("DELETE FROM generation_leases WHERE user_id = ? AND expires_at <= ?",
+               [user_id, now])
+    held = int(db.scalar("SELECT COUNT(*) FROM generation_leases WHERE user_id = ?", [user_id]))
+    if held >= int(max_concurrent):
+        return None, held
+    lease = new_id()
+    db.execute("INSERT INTO generation_leases (id, user_id, acquired_at, expires_at) "
+               "VALUES (?, ?, ?, ?)", [lease, user_id, now, now + ttl])
+    return lease, held
+
+
+def count_message(db: Conn, user_id: str, per_minute: int, window: float, now: float) -> bool:
+    """Record one message unless ``per_minute`` were sent in the last ``window`` seconds."""
+    db.execute("DELETE FROM rate_events WHERE user_id = ? AND at <= ?", [user_id, now - window])
+    sent = db.scalar("SELECT COUNT(*) FROM rate_events WHERE user_id = ?", [user_id])
+    if sent >= int(per_minute):
+        return False
+    db.execute("INSERT INTO rate_events (user_id, at) VALUES (?, ?)", [user_id, now])
+    return True
+
+
+def rate_wait(db: Conn, user_id: str, per_minute: int, window: float, now: float) -> float:
+    """Seconds until one more message fits in the user's window (0: now)."""
+    times = [r[0] for r in db.execute(
+        "SELECT at FROM rate_events WHERE user_id = ? AND at > ? ORDER BY at DESC",
+        [user_id, now - window]).fetchall()]
+    if len(times) < int(per_minute):
+        return 0.0
+    # the message that must leave the window before one more fits
+    return max(0.0, times[int(per_minute) - 1] + window - now)
+
+
 def _positive(value: float, what: str) -> float:
     value = float(value)
     if not value > 0:
@@ -48,17 +87,9 @@ class ReplicasMixin:
         None when all are taken by live leases. Renew it while generating; release it after."""
         check_id(user_id, "user_id")
         ttl = _positive(ttl, "ttl")
-        lease, now = new_id(), time.time()
         with self._write() as db:
             _lock_user(db, user_id)
-            db.execute("DELETE FROM generation_leases WHERE user_id = ? AND expires_at <= ?",
-                       [user_id, now])
-            held = db.scalar("SELECT COUNT(*) FROM generation_leases WHERE user_id = ?",
-                             [user_id])
-            if held >= int(max_concurrent):
-                return None
-            db.execute("INSERT INTO generation_leases (id, user_id, acquired_at, expires_at) "
-                       "VALUES (?, ?, ?, ?)", [lease, user_id, now, now + ttl])
+            lease, _held = take_lease(db, user_id, max_concurrent, ttl, time.time())
         return lease
 
     def renew_generation(self, lease_id: str, ttl: float) -> bool:
@@ -91,16 +122,9 @@ class ReplicasMixin:
         seconds (True); else refuse it, uncounted (False)."""
         check_id(user_id, "user_id")
         window = _positive(window, "window")
-        now = time.time()
         with self._write() as db:
             _lock_user(db, user_id)
-            db.execute("DELETE FROM rate_events WHERE user_id = ? AND at <= ?",
-                       [user_id, now - window])
-            sent = db.scalar("SELECT COUNT(*) FROM rate_events WHERE user_id = ?", [user_id])
-            if sent >= int(per_minute):
-                return False
-            db.execute("INSERT INTO rate_events (user_id, at) VALUES (?, ?)", [user_id, now])
-        return True
+            return count_message(db, user_id, per_minute, window, time.time())
 
     def rate_retry_after(self, user_id: str, per_minute: int, window: float = 60.0) -> float:
         """Seconds until `record_message_and_check_rate` would accept a message (0: now)."""
@@ -108,13 +132,7 @@ class ReplicasMixin:
         window = _positive(window, "window")
         now = time.time()
         with self._read() as db:
-            times = [r[0] for r in db.execute(
-                "SELECT at FROM rate_events WHERE user_id = ? AND at > ? ORDER BY at DESC",
-                [user_id, now - window]).fetchall()]
-        if len(times) < int(per_minute):
-            return 0.0
-        # the message that must leave the window before one more fits
-        return max(0.0, times[int(per_minute) - 1] + window - now)
+            return rate_wait(db, user_id, per_minute, window, now)
 
     # -- answers being generated -------------------------------------------------------------
 

@@ -180,16 +180,21 @@ class ConversationsMixin:
     def branch(self, user_id: str, conv_id: str, leaf_id: str | None = None) -> list[dict]:
         with self._read(snapshot=True) as db:  # one snapshot for the three reads
             conv = self._own_conversation(db, user_id, conv_id)
-            leaf = leaf_id if leaf_id is not None else conv["current_leaf_id"]
-            if leaf is None:
-                return []
-            rows = self._path_rows(db, conv_id, leaf) if isinstance(leaf, str) else []
-            if not rows:
-                raise NotFound(f"message {leaf!r} not found")
-            children: dict[str | None, list[str]] = {}
-            for r in db.execute("SELECT id, parent_id FROM messages WHERE conversation_id = ? "
-                                "ORDER BY created_at, rowid", [conv_id]).fetchall():
-                children.setdefault(r[1], []).append(r[0])
+            return self._branch_of(db, conv, leaf_id)
+
+    def _branch_of(self, db: Conn, conv: dict, leaf_id: str | None = None) -> list[dict]:
+        """`branch` of an already-checked conversation row, on ``db`` (a read or a write)."""
+        conv_id = conv["id"]
+        leaf = leaf_id if leaf_id is not None else conv["current_leaf_id"]
+        if leaf is None:
+            return []
+        rows = self._path_rows(db, conv_id, leaf) if isinstance(leaf, str) else []
+        if not rows:
+            raise NotFound(f"message {leaf!r} not found")
+        children: dict[str | None, list[str]] = {}
+        for r in db.execute("SELECT id, parent_id FROM messages WHERE conversation_id = ? "
+                            "ORDER BY created_at, rowid", [conv_id]).fetchall():
+            children.setdefault(r[1], []).append(r[0])
         out = []
         for row in rows:
             msg = message_dict(row)

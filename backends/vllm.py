@@ -250,6 +250,17 @@ class VllmBackend(Backend):
             ids = ids["input_ids"]
         return list(ids)
 
+    def _prefilled_open_tag(self, ids: list[int]) -> str:
+        """The open reasoning tag when the rendered prompt already ends with it, else ""."""
+        tags, tok = self.reasoning_tags, self._tokenizer
+        if not tags or tok is None or not hasattr(tok, "decode"):
+            return ""
+        try:
+            tail = tok.decode(ids[-16:])
+        except Exception:  # a tokenizer that cannot decode: no prefill detection
+            return ""
+        return tags[0] if isinstance(tail, str) and tail.rstrip().endswith(tags[0]) else ""
+
     def count_tokens(self, messages: list[dict]) -> int:
         if self._tokenizer is None:
             return super().count_tokens(messages)
@@ -287,6 +298,10 @@ class VllmBackend(Backend):
         sampling = self._sampling_params(params, max_tokens)
         request_id = f"chatui-{uuid.uuid4().hex}"
 
+        # A chat template that opens the thinking itself (DeepSeek-R1's ends the prompt with
+        # "<think>\n") makes the model write only the close tag: put the open tag back in
+        # front, so the shared splitter (Backend.stream) sees the usual form.
+        opened = self._prefilled_open_tag(ids)
         gen = engine.generate(api.TokensPrompt(prompt_token_ids=ids), sampling, request_id)
         completion_tokens = 0
         finish: str | None = None
@@ -295,8 +310,9 @@ class VllmBackend(Backend):
                 async for out in gen:
                     choice = out.outputs[0]
                     completion_tokens += len(choice.token_ids)
-                    if choice.text:
-                        yield Delta(text=choice.text)
+                    if choice.text or opened:
+                        yield Delta(text=opened + choice.text)
+                        opened = ""
                     if out.finished:
                         finish = _FINISH.get(choice.finish_reason or "stop", ERROR)
             except api.EngineDeadError:

@@ -180,6 +180,40 @@ async def test_vllm_backend_parses_inline_tags_the_same_way(monkeypatch):
     assert deltas[-1].finish_reason == "stop" and deltas[-1].completion_tokens == 5
 
 
+async def test_vllm_backend_restores_an_open_tag_the_chat_template_wrote(monkeypatch):
+    """DeepSeek-R1-style templates end the prompt with "<think>\\n": the model then writes
+    only "…</think>answer", and the thoughts must still not land in the answer."""
+    from backends import vllm as vllm_backend
+
+    class _Err(Exception):
+        pass
+
+    api = SimpleNamespace(TokensPrompt=lambda **kw: kw, SamplingParams=lambda **kw: kw,
+                          RequestOutputKind=SimpleNamespace(DELTA="delta"),
+                          EngineDeadError=_Err, VLLMClientError=_Err)
+    monkeypatch.setattr(vllm_backend, "_api", lambda: api)
+
+    def run(prompt_tail: str, pieces: list[str]):
+        engine = _ScriptedEngine(pieces)
+
+        class Scripted(vllm_backend.VllmBackend):
+            async def engine(self):
+                return engine
+
+        backend = Scripted("v", "none", context_length=512)
+        backend._tokenizer = SimpleNamespace(apply_chat_template=lambda msgs, **kw: [1, 2],
+                                             decode=lambda ids: prompt_tail)
+        return backend.stream([{"role": "user", "content": "2+2?"}],
+                              GenerationParams(max_new_tokens=32))
+
+    deltas = [d async for d in run("<|Assistant|><think>\n", ["Two and", " two.</th",
+                                                                "ink>\n\nFour."])]
+    assert "".join(d.reasoning for d in deltas) == "Two and two."
+    assert "".join(d.text for d in deltas) == "Four."
+    plain = [d async for d in run("<|im_start|>assistant\n", ["Four."])]
+    assert "".join(d.text for d in plain) == "Four." and not any(d.reasoning for d in plain)
+
+
 async def test_llamacpp_backend_reads_a_reasoning_field_and_inline_tags():
     """The embedded backend's own loop, on scripted chunks in llama-cpp-python's dict form."""
     from backends.llamacpp import LlamaCppBackend

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from .config import Settings
 from .csp import ContentSecurityPolicy, content_security_policy
+from .replica import ENV as REPLICA_ENV, ReplicaHeader, replica_id
 
 
 def create_server_app(demo: gr.Blocks, settings: Settings) -> FastAPI:
@@ -20,6 +21,8 @@ def create_server_app(demo: gr.Blocks, settings: Settings) -> FastAPI:
     # Every response says what the page may load (see csp.py).
     app.add_middleware(ContentSecurityPolicy,
                        policy=content_security_policy(settings.render.image_hosts))
+    if os.environ.get(REPLICA_ENV):  # behind a proxy: say which replica answered (replica.py)
+        app.add_middleware(ReplicaHeader, replica=replica_id())
     service = demo.chat_service
     store = demo.store
 

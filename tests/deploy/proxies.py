@@ -71,6 +71,8 @@ def check_config(kind: str, config: Path) -> subprocess.CompletedProcess:
 
 class Proxy:
     def __init__(self, kind: str, ports: list[int], tmp_dir: Path, sticky: bool = True):
+        if kind == "nginx" and not sticky:
+            raise ValueError("the round-robin variant is only rendered from deploy/haproxy.cfg")
         self.kind, self.dir = kind, Path(tmp_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()

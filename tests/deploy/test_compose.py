@@ -1,4 +1,5 @@
-"""docker-compose.yml: the app beside a vLLM OpenAI server (default) or TGI (profile `tgi`).
+"""docker-compose.yml: the app beside a vLLM OpenAI server (default) or TGI (profile `tgi`);
+profile `replicas`: PostgreSQL + two app replicas + HAProxy with deploy/haproxy.cfg.
 
 No Docker engine here: the file is checked as data (YAML with compose's `${VAR:-default}`
 interpolation applied), and its chatui environment is fed to the real config loader.
@@ -103,3 +104,72 @@ def test_docker_compose_validates_the_file_when_available():
     r = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config",
                         "-q"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+
+
+# -- profile `replicas`: PostgreSQL + two app replicas + the proxy ------------------------------
+
+REPLICAS = ["chatui-1", "chatui-2"]
+
+
+def _profile(name: str) -> set[str]:
+    return {n for n, s in SERVICES.items() if name in (s.get("profiles") or [])}
+
+
+def test_replicas_profile_is_postgres_two_replicas_and_the_proxy():
+    assert _profile("replicas") == {"postgres", *REPLICAS, "proxy"}
+    pg = SERVICES["postgres"]
+    assert interpolate(pg["image"]).startswith("postgres:")
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    mount = pg["volumes"][0].split(":")
+    assert mount[1] == "/var/lib/postgresql/data" and mount[0] in COMPOSE["volumes"]
+
+
+def test_each_tier_waits_for_the_health_of_the_one_below():
+    for name in REPLICAS:
+        app = SERVICES[name]
+        assert app["depends_on"] == {"postgres": {"condition": "service_healthy"},
+                                     "vllm": {"condition": "service_healthy"}}
+        assert "/healthz" in " ".join(app["healthcheck"]["test"])    # the Dockerfile's check
+        assert "ports" not in app                                     # only via the proxy
+    assert SERVICES["proxy"]["depends_on"] == {
+        name: {"condition": "service_healthy"} for name in REPLICAS}
+
+
+def test_replicas_share_the_database_the_secret_and_the_data_volume():
+    envs = [SERVICES[name]["environment"] for name in REPLICAS]
+    for key in ("CHATUI_DATABASE_URL", "CHATUI_SECRET", "CHATUI_ENDPOINT_URL", "HF_TOKEN"):
+        assert envs[0][key] == envs[1][key], key
+    assert envs[0]["CHATUI_SECRET"] == "${CHATUI_SECRET:-}"         # from the host, never here
+    # The URL reaches the compose postgres with its user, password and database.
+    pg = interpolate(SERVICES["postgres"]["environment"], {"POSTGRES_PASSWORD": "pw"})
+    url = interpolate(envs[0]["CHATUI_DATABASE_URL"], {"POSTGRES_PASSWORD": "pw"})
+    assert url == (f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}"
+                   f"@postgres:5432/{pg['POSTGRES_DB']}")
+    # One /data for both: without CHATUI_SECRET they share the key file the first creates.
+    assert SERVICES[REPLICAS[0]]["volumes"] == SERVICES[REPLICAS[1]]["volumes"]
+    assert SERVICES[REPLICAS[0]]["volumes"][0].endswith(":/data")
+    assert SERVICES[REPLICAS[0]]["volumes"] != SERVICES["chatui"]["volumes"]
+
+
+@pytest.mark.parametrize("name", REPLICAS)
+def test_a_replica_reads_postgresql_from_its_environment(name):
+    env = interpolate(SERVICES[name]["environment"],
+                      {"CHATUI_SECRET": "s" * 40, "POSTGRES_PASSWORD": "pw"})
+    settings = load_settings(ROOT / "spaces.yaml", env=env)
+    assert settings.storage.url == "postgresql://chatui:pw@postgres:5432/chatui"
+    assert settings.models[0].endpoint_url == "http://vllm:8000/v1"
+    assert env["CHATUI_REPLICA_ID"] == name
+
+
+def test_proxy_runs_the_shipped_haproxy_config_in_front_of_these_replicas():
+    proxy = SERVICES["proxy"]
+    assert interpolate(proxy["image"]) == "haproxy:2.6"
+    assert proxy["volumes"] == ["./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"]
+    host, _, inside = interpolate(proxy["ports"])[0].partition(":")
+    assert host == "7860"
+    cfg = (ROOT / "deploy" / "haproxy.cfg").read_text()
+    assert f"bind :{inside}\n" in cfg
+    # each replica service is a server of the backend, its cookie named as the replica
+    servers = re.findall(r"^\s*server (\S+) (\S+):7860 cookie (\S+)$", cfg, re.M)
+    assert servers == [(n, n, n) for n in REPLICAS]
+    assert [SERVICES[n]["environment"]["CHATUI_REPLICA_ID"] for n in REPLICAS] == REPLICAS

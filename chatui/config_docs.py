@@ -90,6 +90,7 @@ ENV_DOCS: dict[str, str] = {
     "GRADIO_SERVER_NAME": "`server.host` when `CHATUI_HOST` is unset (Gradio's own variable).",
     "GRADIO_SERVER_PORT": "`server.port` when `CHATUI_PORT` is unset (Gradio's own variable).",
     "CHATUI_SECRET": "Key that encrypts each browser's identity token in its localStorage. Unset: a random key kept in `.chatui_secret` beside the SQLite file. Set the same value on every replica. Secret: environment only.",
+    "CHATUI_REPLICA_ID": "Name of this replica behind a proxy: sent as the `X-Chatui-Replica` response header when set, and the folder of its feedback files (default: hostname-pid). Unique per replica.",
     "PORT": "`server.port` when `CHATUI_PORT` is unset.",
     "CHATUI_ADMINS": "Comma-separated Hugging Face user names who may open the feedback dashboard when login is on.",
     "CHATUI_ADMIN_TOKEN": "Without login: the secret (16+ characters) that unlocks the Feedback tab; unset, nobody sees it. Secret: environment only.",

@@ -20,7 +20,7 @@ HEADER = b"x-chatui-replica"
 def replica_id(env: dict[str, str] | None = None) -> str:
     """``CHATUI_REPLICA_ID``, else ``<hostname>-<pid>``; safe as a file and folder name."""
     env = os.environ if env is None else env
-    raw = (env.get(ENV) or "").strip() or f"{socket.gethostname()}-{os.getpid()}"
+    raw = (env.get("CHATUI_REPLICA_ID") or "").strip() or f"{socket.gethostname()}-{os.getpid()}"
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip(".-")[:64] or f"replica-{os.getpid()}"
 
 

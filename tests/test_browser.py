@@ -196,12 +196,13 @@ def test_edit_a_question_branches_and_answers_again(browser, app_url):
         ".includes('Name a vegetable.')", timeout=15_000)
     assert len(page.query_selector_all('[data-testid="user"]')) == 1
     assert bot_text(page).strip()
-    # The edited question is a new branch of the same conversation (one sidebar entry).
+    # The edited question is a new branch of the same conversation (one sidebar entry),
+    # titled after the version of the first question on screen.
     page.reload()
     page.wait_for_selector("#conversations label", timeout=30_000)
     titles = [e.inner_text() for e in page.query_selector_all("#conversations label")]
-    assert titles.count("Name a fruit.") == 1
-    page.click("#conversations label:has-text('Name a fruit.')")
+    assert titles.count("Name a vegetable.") == 1 and "Name a fruit." not in titles
+    page.click("#conversations label:has-text('Name a vegetable.')")
     page.wait_for_function(
         "() => document.querySelector('[data-testid=\"user\"]')?.innerText"
         ".includes('Name a vegetable.')", timeout=15_000)

@@ -230,9 +230,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="include thinking models' reasoning (left out by default): "
                              "kto/dpo as a <think>…</think> prefix of the answer's content, "
                              "conversations as 'reasoning' and 'reasoning_duration' fields")
-    parser.add_argument("--db", help="SQLite file, sqlite:///PATH or postgresql://USER:PASS@HOST/DB "
-                                     "(default: the app's storage.url, with "
-                                     "$CHATUI_DATABASE_URL / $CHATUI_DB_PATH applied)")
+    parser.add_argument("--db", help="SQLite file, sqlite:///PATH or "
+                                     "postgresql://USER:PASS@HOST/DB (default: the app's "
+                                     "storage.url, with $CHATUI_DATABASE_URL / $CHATUI_DB_PATH "
+                                     "applied)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -323,8 +323,8 @@ def test_replica_killed_mid_answer_the_user_carries_on_on_the_other(replicas):
     assert history[3][0] == history[4][0] == "assistant" and len(history) == 5, history
     assert INTERRUPTED_ERROR in mark                   # shown as interrupted…
     words = partial.split()
-    assert words and set(words) == {"tok"}             # …with the text saved before the kill
-    assert len(seen.split()) - 40 <= len(words) <= len(seen.split()) + 40
+    assert set(words) == {"tok"}                       # …with the text saved before the kill
+    assert 5 <= len(words) < 3000, (len(words), len(seen.split()))   # a part, not the whole
 
     final, info2 = chat(again, "What is my name?", token, conv)     # and it goes on
     assert info2["conversation_id"] == conv
@@ -406,7 +406,7 @@ def test_browser_reloads_onto_the_other_replica_and_continues(replicas, browser)
         users = [e.inner_text() for e in page.query_selector_all('[data-testid="user"]')]
         assert users == ["Remember the word pineapple.", "Tell me a very long story."]
         story = " ".join(bot_texts(page))
-        assert story.count("tok") >= 30                  # the partial text is kept
+        assert story.count("tok") >= 20                  # the partial text is kept
 
         send(page, "Which word?")
         page.wait_for_function(

@@ -28,7 +28,7 @@ from .history import History, Turn
 from .identity import IdentityError, new_token, user_from
 from .limits import LimitExceeded, SharedLimits
 from .render import assistant_view, model_line
-from .store import NotFound, StoreError
+from .store import LimitReached, NotFound, StoreError
 from .streaming import LoadAdaptiveInterval, coalesce, until
 
 log = logging.getLogger(__name__)
@@ -71,19 +71,27 @@ class Handlers:
 
     async def admit(self, user_id: str, turn_count: int) -> None:
         """Refuse a new message past the conversation length, answers-at-once or per-minute
-        limit, before anything is stored."""
+        limit, before anything is stored. (A new message checks the same limits inside the
+        transaction that stores it: `History.begin`.)"""
         if turn_count >= self.limits.max_turns:
-            raise gr.Error(f"This conversation has reached {self.limits.max_turns} messages. "
-                           "Start a new chat to continue.", title="Conversation too long")
+            raise self.refusal(LimitReached("turns", self.limits.max_turns))
         busy = await asyncio.to_thread(self.history.store.active_generations, user_id)
         if busy >= self.limits.max_concurrent_per_user:
-            raise gr.Error(f"You already have {busy} answer(s) being written (limit: "
-                           f"{self.limits.max_concurrent_per_user}). Wait for one to finish "
-                           "or stop it.", title="Slow down")
+            raise self.refusal(LimitReached("concurrent", self.limits.max_concurrent_per_user,
+                                            busy=busy))
         try:
             await self.user_limits.check_rate(user_id)
         except LimitExceeded as e:
             raise gr.Error(str(e), title="Slow down") from None
+
+    def refusal(self, e: LimitReached) -> gr.Error:
+        """The sentence for a limit that refused a message."""
+        if e.kind == "turns":
+            return gr.Error(f"This conversation has reached {e.limit} messages. "
+                            "Start a new chat to continue.", title="Conversation too long")
+        if e.kind == "concurrent":
+            return gr.Error(self.user_limits.busy_message(e.busy), title="Slow down")
+        return gr.Error(self.user_limits.rate_message(e.retry_after), title="Slow down")
 
     def init_session(self, token: str | None, profile: gr.OAuthProfile | None = None):
         """Page load: make sure the browser has a token; list its conversations."""
@@ -223,21 +231,28 @@ class Handlers:
         result = TurnResult()
         info = {"conversation_id": turn.conversation_id,
                 "user_message_id": turn.user_message_id}
-        yield shown, turn.votes, session, info
         # The model's name line heads the answer from its first token, as after a reload.
         head = [model_line(backend.name)] if self.history.show_model else []
         stop = self._stop_event(request)
         # The answer is in the store from its first moment, marked as being written and kept
         # alive by heartbeats with the text so far: if this replica dies, whoever opens the
-        # conversation next sees it as interrupted, partial text kept. Not awaited here, so
-        # the first token does not wait for the database.
-        begun = asyncio.ensure_future(asyncio.to_thread(
-            self.history.begin_answer, user_id, turn, backend.name, backend.type, answer))
+        # conversation next sees it as interrupted, partial text kept. A new message's answer
+        # was stored with it (History.begin, one transaction); otherwise it is begun here, not
+        # awaited, so the first token does not wait for the database.
+        if answer is None and turn.assistant_message_id is not None:
+            begun = asyncio.get_running_loop().create_future()
+            begun.set_result(turn.assistant_message_id)
+        else:
+            begun = asyncio.ensure_future(asyncio.to_thread(
+                self.history.begin_answer, user_id, turn, backend.name, backend.type, answer))
         beating = asyncio.create_task(self._beat(user_id, begun, lambda: req.prefix + result.text))
         assistant: list = []
         final = None
         try:
-            async with self.user_limits.generating(user_id):
+            # The slot is held from here: a tab closed at the first update still gives it back
+            # and stores the (empty) answer as stopped.
+            async with self.user_limits.generating(user_id, lease=turn.lease_id):
+                yield shown, turn.votes, session, info
                 with self.update_interval:
                     async with asyncio.timeout(self.limits.generation_timeout):
                         async for assistant in until(coalesce(
@@ -288,16 +303,23 @@ class Handlers:
             except StoreError as e:
                 log.warning("heartbeat of answer %s failed: %s", msg_id, e)
 
-    async def _start(self, message, conv_id, opts: dict, token, profile) -> tuple[str, Turn]:
+    async def _start(self, message, conv_id, opts: dict, token, profile,
+                     missing_ok: bool = True) -> tuple[str, Turn]:
         message = self.check_message(message)
         user_id = self.user(token, profile)
         if not message:
             return user_id, None
-        await self.admit(user_id, await asyncio.to_thread(self.history.length, user_id, conv_id)
-                   if conv_id else 0)
-        # SQLite work runs in a thread: the event loop relays everyone's tokens meanwhile.
-        turn = await asyncio.to_thread(self.history.start, user_id, conv_id, message,
-                                       opts["model"], opts["system_prompt"])
+        backend = self.service.backend(opts["model"])
+        # One store transaction (the limits, the conversation, the message, its answer begun,
+        # an answers-at-once lease) in one worker-thread trip: when many users send at once,
+        # the first token no longer waits for five trips queued behind everyone else's.
+        try:
+            turn = await asyncio.to_thread(
+                self.history.begin, user_id, conv_id, message, backend.name, backend.type,
+                opts["system_prompt"], missing_ok=missing_ok, max_turns=self.limits.max_turns,
+                **self.user_limits.admission())
+        except LimitReached as e:
+            raise self.refusal(e) from None
         return user_id, turn
 
     async def chat(self, message: str, conversation_id: str, model: str, system_prompt: str,
@@ -310,12 +332,11 @@ class Handlers:
         opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens,
                             web_search)
         conv_id = conversation_id if isinstance(conversation_id, str) else ""
-        if conv_id:
-            try:
-                await asyncio.to_thread(self.history.length, self.user(token, profile), conv_id)
-            except NotFound:
-                raise gr.Error("This conversation does not exist.", title="Not found") from None
-        user_id, turn = await self._start(message, conv_id or None, opts, token, profile)
+        try:
+            user_id, turn = await self._start(message, conv_id or None, opts, token, profile,
+                                              missing_ok=False)
+        except NotFound:
+            raise gr.Error("This conversation does not exist.", title="Not found") from None
         if turn is None:
             yield [], session or new_session(), {}
             return

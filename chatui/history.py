@@ -30,6 +30,8 @@ class Turn:
     shown: list = field(default_factory=list)
     votes: list = field(default_factory=list)
     message: str = ""  # the stored text of the user message being answered
+    # The answers-at-once slot this turn already holds (taken by `History.begin`), or None.
+    lease_id: str | None = None
 
 
 @dataclass
@@ -182,6 +184,30 @@ class History:
         user_msg = self.store.add_message(user_id, conv_id, "user", message, parent_id=LEAF)
         return Turn(conv_id, user_msg, _prompt(branch), new, ids=ids, shown=shown, votes=votes,
                     message=message)
+
+    def begin(self, user_id: str, conv_id: str | None, message: str, model: str,
+              backend_type: str, system_prompt: str, *, missing_ok: bool = True,
+              **limits) -> Turn:
+        """`start` and `begin_answer` in ONE store transaction, after the per-user `limits`
+        (`Store.begin_turn`: `LimitReached`, nothing stored, when one refuses). The turn's
+        answer is stored as being written (`turn.assistant_message_id`) and holds the
+        answers-at-once lease `turn.lease_id` when the limits ask for one.
+
+        A conversation that is not the user's (or was deleted meanwhile) is replaced by a new
+        one when `missing_ok`, as in `start`; otherwise `NotFound`."""
+        args = dict(title=title_from(message), model=model, system_prompt=system_prompt,
+                    backend=backend_type, **limits)
+        try:
+            t = self.store.begin_turn(user_id, conv_id, message, **args)
+        except NotFound:
+            if not conv_id or not missing_ok:
+                raise
+            t = self.store.begin_turn(user_id, None, message, **args)
+        shown, ids, votes = _view_with_votes(t["branch"], self.show_model)
+        return Turn(t["conversation_id"], t["user_message_id"], _prompt(t["branch"]),
+                    t["new_conversation"], assistant_message_id=t["assistant_message_id"],
+                    ids=ids, shown=shown, votes=votes, message=message,
+                    lease_id=t["lease_id"])
 
     def _before(self, user_id: str, conv_id: str, user_message_id: str
                 ) -> tuple[dict, list[dict], tuple[list, list, list]]:

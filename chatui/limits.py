@@ -36,19 +36,33 @@ class SharedLimits:
             return
         wait = await asyncio.to_thread(self.store.rate_retry_after, user_id,
                                        self.messages_per_minute, self.window)
-        raise LimitExceeded(
-            f"You are sending messages too fast (limit: {self.messages_per_minute} per "
-            f"minute). Try again in {max(1, round(wait))} s.")
+        raise LimitExceeded(self.rate_message(wait))
+
+    def rate_message(self, wait: float) -> str:
+        return (f"You are sending messages too fast (limit: {self.messages_per_minute} per "
+                f"minute). Try again in {max(1, round(wait))} s.")
+
+    def busy_message(self, busy: int) -> str:
+        return (f"You already have {busy} answer(s) being written (limit: "
+                f"{self.max_concurrent}). Wait for one to finish or stop it.")
+
+    def admission(self) -> dict:
+        """The limits as `Store.begin_turn` checks them, in the same transaction that stores
+        the message (`History.begin`): the lease it takes goes to `generating(lease=…)`."""
+        return {"max_concurrent": self.max_concurrent, "lease_ttl": self.lease_ttl,
+                "per_minute": self.messages_per_minute, "window": self.window}
 
     @contextlib.asynccontextmanager
-    async def generating(self, user_id: str) -> AsyncIterator[None]:
-        """Hold one of the user's concurrent-answer slots while an answer is written."""
-        lease = await asyncio.to_thread(self.store.acquire_generation, user_id,
-                                        self.max_concurrent, self.lease_ttl)
+    async def generating(self, user_id: str, lease: str | None = None) -> AsyncIterator[None]:
+        """Hold one of the user's concurrent-answer slots while an answer is written.
+
+        ``lease``: a slot already taken (by `Store.begin_turn`, with the message); it is
+        renewed and given back like one taken here."""
         if lease is None:
-            raise LimitExceeded(
-                f"You already have {self.max_concurrent} answer(s) being written (limit: "
-                f"{self.max_concurrent}). Wait for one to finish or stop it.")
+            lease = await asyncio.to_thread(self.store.acquire_generation, user_id,
+                                            self.max_concurrent, self.lease_ttl)
+        if lease is None:
+            raise LimitExceeded(self.busy_message(self.max_concurrent))
         renew = asyncio.create_task(self._renew(lease))
         try:
             yield

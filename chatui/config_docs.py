@@ -97,6 +97,7 @@ ENV_DOCS: dict[str, str] = {
     "SPACE_AUTHOR_NAME": "Set by Spaces: the owner, who may always open the dashboard.",
     "HF_TOKEN": "Hub token: feedback dataset pushes, and the default `api_key_env` of remote models. Secret: environment only.",
     "GRADIO_ANALYTICS_ENABLED": "`app.py` sets `False` unless it is set.",
+    "GRADIO_ANALYTICS_CACHE_FREQUENCY": "Events between Gradio's monitoring summaries; the app sets 10000 unless it is set (the default 1 costs CPU on every event).",
 }
 _ENV_READ = re.compile(
     r"""(?:\benviron|\benv|\bgetenv)\s*(?:\.get\(|\.setdefault\(|\.pop\(|\[|\()\s*["']([A-Z][A-Z0-9_]*)["']""")

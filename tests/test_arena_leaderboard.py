@@ -216,6 +216,16 @@ def test_undefeated_model_and_separate_groups_stay_finite():
     assert all(r.lower is not None and math.isfinite(r.lower) for r in lb.rows)
 
 
+def test_plain_mle_survives_a_split_graph_and_rounds_missing_a_model():
+    # l2=0: two groups that never met, and a model with one battle that many bootstrap
+    # rounds do not draw. No LinAlgError; the rare model has no rating in those rounds only.
+    battles = [("a", "b", "model_a"), ("b", "a", "model_a"), ("a", "b", "tie")] * 20 + \
+              [("c", "d", "model_a"), ("d", "c", "model_a")] * 20 + [("a", "rare", "tie")]
+    lb = compute_leaderboard(battles, l2=0.0, bootstrap_rounds=200, seed=1)
+    assert set(lb.models) == {"a", "b", "c", "d", "rare"}
+    assert all(math.isfinite(r.rating) and r.lower <= r.upper for r in lb.rows)
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="unknown winner"):
         aggregate([("a", "b", "a")])

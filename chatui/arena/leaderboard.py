@@ -199,7 +199,10 @@ def fit_bt(score: np.ndarray, *, l2: float = 1e-3, tol: float = 1e-10,
         p = 1.0 / (1.0 + np.exp(-(th[:, :, None] - th[:, None, :])))  # P(i beats j)
         grad = (sc - pr * p).sum(axis=2) - l2 * th
         q = pr * p * (1.0 - p)
-        hess = q.sum(axis=2)[:, :, None] * eye - q + l2 * eye + ones
+        # The 1e-9 ridge only keeps the solve defined when l2 == 0 and the comparison graph is
+        # split (e.g. a bootstrap round that drew no battle of one model): along such a
+        # direction the likelihood is flat and the gradient is zero, so the step stays ~0.
+        hess = q.sum(axis=2)[:, :, None] * eye - q + (l2 + 1e-9) * eye + ones
         step = np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
         # Backtracking: halve the step of each row until its objective does not decrease.
         t = np.ones(idx.size)

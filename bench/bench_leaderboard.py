@@ -1,5 +1,7 @@
-"""Arena leaderboard benchmark: python bench/bench_leaderboard.py [--models 20] [--rounds 1000]
-                                                                  [--repeats 5] [--sizes 10000 100000]
+"""Arena leaderboard benchmark: fit and bootstrap time on synthetic battles.
+
+    python bench/bench_leaderboard.py [--models 20] [--rounds 1000] [--repeats 5]
+                                      [--sizes 10000 100000] [--json PATH]
 
 Synthetic battles (Chatbot Arena layout: dicts with model_a, model_b, winner; 10% ties) drawn
 from known ratings spread over 600 points, seeded. For each size:

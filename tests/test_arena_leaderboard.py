@@ -188,6 +188,9 @@ def test_win_rate_matrices_for_the_plot():
     assert obs[b, c] == pytest.approx(0.5)
     assert math.isnan(obs[a, c]) and math.isnan(obs[a, a])  # never met / itself
     assert lb.pair_battles[a, b] == 5 and lb.pair_battles[a, c] == 0
+    long = {(r["model"], r["opponent"]): r for r in lb.win_rate_records()}
+    assert len(long) == 4 and ("a", "c") not in long  # a and c never met
+    assert long[("a", "b")]["win_rate"] == pytest.approx(0.7) and long[("a", "b")]["battles"] == 5
     pred = lb.predicted_win_rate
     assert np.allclose(pred + pred.T, 1.0) and np.allclose(np.diag(pred), 0.5)
     ra, rb = lb.ratings["a"], lb.ratings["b"]
@@ -224,6 +227,22 @@ def test_plain_mle_survives_a_split_graph_and_rounds_missing_a_model():
     lb = compute_leaderboard(battles, l2=0.0, bootstrap_rounds=200, seed=1)
     assert set(lb.models) == {"a", "b", "c", "d", "rare"}
     assert all(math.isfinite(r.rating) and r.lower <= r.upper for r in lb.rows)
+
+
+def test_battles_as_rows_from_the_store_or_a_dataframe():
+    import sqlite3
+
+    battles = draw_battles(500, seed=9, tie_prob=0.2)
+    expected = fit_ratings(battles)
+    db = sqlite3.connect(":memory:")
+    db.row_factory = sqlite3.Row
+    db.execute("CREATE TABLE battles (id INTEGER, model_a TEXT, model_b TEXT, winner TEXT)")
+    db.executemany("INSERT INTO battles VALUES (?, ?, ?, ?)",
+                   [(k, b["model_a"], b["model_b"], b["winner"]) for k, b in enumerate(battles)])
+    rows = db.execute("SELECT * FROM battles").fetchall()
+    assert fit_ratings(rows) == pytest.approx(expected)
+    pd = pytest.importorskip("pandas")
+    assert fit_ratings(pd.DataFrame(battles)) == pytest.approx(expected)
 
 
 def test_bad_input_is_refused():

@@ -107,6 +107,19 @@ class Leaderboard:
     def ratings(self) -> dict[str, float]:
         return {r.model: r.rating for r in self.rows}
 
+    def win_rate_records(self) -> list[dict]:
+        """The win-rate matrix in long form for a plot (one row per ordered pair that met):
+        row model, column model, observed and predicted share won by the row model, battles."""
+        out = []
+        for i, a in enumerate(self.models):
+            for j, b in enumerate(self.models):
+                if i != j and self.pair_battles[i, j] > 0:
+                    out.append({"model": a, "opponent": b,
+                                "win_rate": float(self.observed_win_rate[i, j]),
+                                "predicted": float(self.predicted_win_rate[i, j]),
+                                "battles": int(self.pair_battles[i, j])})
+        return out
+
     def records(self) -> list[dict]:
         """Plain rows for a table (e.g. a gr.Dataframe), ratings rounded for display."""
         out = []
@@ -121,15 +134,21 @@ class Leaderboard:
 
 
 def _fields(battle) -> tuple[str, str, str]:
-    if isinstance(battle, Mapping):
+    """(model_a, model_b, winner) from a 3-tuple/list, or anything indexable by those keys
+    (dict, sqlite3.Row, a pandas row), or an object with those attributes."""
+    if isinstance(battle, (tuple, list)):
+        model_a, model_b, winner = battle
+        return model_a, model_b, winner
+    if isinstance(battle, Mapping) or hasattr(battle, "keys"):
         return battle["model_a"], battle["model_b"], battle["winner"]
-    model_a, model_b, winner = battle
-    return model_a, model_b, winner
+    return battle.model_a, battle.model_b, battle.winner
 
 
 def aggregate(battles: Iterable) -> BattleCounts:
     """Count battles per ordered pair and outcome. Raises ValueError on an unknown ``winner``
     or a model battling itself (neither carries information; both point at a bug upstream)."""
+    if hasattr(battles, "columns") and hasattr(battles, "to_dict"):  # a pandas DataFrame
+        battles = battles[["model_a", "model_b", "winner"]].itertuples(index=False, name=None)
     counter = Counter(_fields(b) for b in battles)
     names = set()
     for (a, b, winner), _ in counter.items():

@@ -175,6 +175,8 @@ def test_deterministic_with_a_seed():
     assert [(r.lower, r.upper) for r in one.rows] == [(r.lower, r.upper) for r in two.rows]
     assert [(r.lower, r.upper) for r in one.rows] != [(r.lower, r.upper) for r in other.rows]
     assert one.ratings == other.ratings  # the point estimate does not depend on the seed
+    for r in one.rows:  # with ties in the resampled cells too
+        assert r.lower < r.rating < r.upper, r
 
 
 def test_win_rate_matrices_for_the_plot():

@@ -106,6 +106,28 @@ def wire_server():
         yield server
 
 
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright's sync API (never `playwright install`).
+
+    Module-scoped, not session-scoped: the sync API runs its own event loop, which must not
+    outlive a module and overlap the asyncio tests that follow."""
+    import shutil
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("chromium is not installed (apt-get install -y chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
 APP_CONFIG = """
 models:
   - name: smol

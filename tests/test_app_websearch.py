@@ -8,7 +8,6 @@ fail ("429", "500") for the tests of what a user reads when search fails.
 """
 
 import json
-import shutil
 import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -237,20 +236,6 @@ def test_failing_engine_shows_one_plain_sentence_also_after_reopening(site, wire
                                     api_name="/open_conversation"))
     assert reopened.count(sentence) == 1, reopened
 
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("chromium is not installed (apt-get install -y chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--no-first-run", "--disable-sync"])
-        yield b
-        b.close()
 
 
 @pytest.mark.browser

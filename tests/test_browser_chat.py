@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -17,8 +16,6 @@ from tests.conftest import ROOT, free_port, stop_process, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 # Two models over the bundled GGUF: one that writes long answers (something to stop), one
 # whose answers are cut at 24 tokens (something to continue).
@@ -69,15 +66,6 @@ def app(tmp_path_factory):
     a.start()
     yield a
     a.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, url, context=None):

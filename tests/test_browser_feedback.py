@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import uuid
 
 import httpx
@@ -21,8 +20,6 @@ TOKEN = "operator-" + uuid.uuid4().hex  # what the operator put in the environme
 COMMENT = "Owls do not hibernate, " + uuid.uuid4().hex[:8]
 HEADERS = ["time (UTC)", "model", "vote", "reason", "comment"]
 GUESSES = [None, "", "admin", "password", "op", TOKEN[:-1], TOKEN + "x", TOKEN.upper()]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +28,6 @@ def app(tmp_path_factory):
     proc, url = start_app(tmp, extra_env={"CHATUI_ADMIN_TOKEN": TOKEN})
     yield url.rstrip("/")
     stop_process(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("chromium is not installed (apt-get install -y chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

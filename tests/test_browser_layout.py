@@ -9,7 +9,6 @@ never asked, to check that settings follow the model.
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
@@ -17,8 +16,6 @@ from tests.conftest import start_app, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 MODEL = "SmolLM2-135M-Instruct-bundled"
@@ -53,18 +50,6 @@ def app(tmp_path_factory):
     proc, url = start_app(tmp_path_factory.mktemp("layout"), config=CONFIG)
     yield url
     stop_process(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("chromium is not installed (apt-get install -y chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, url, viewport=DESKTOP, **context_args):

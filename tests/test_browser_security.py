@@ -11,7 +11,6 @@ reloaded from the database. One app process serves the whole module.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,8 +23,6 @@ from tests.wire import WireServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001"
                     "000002024401003b")
 
@@ -163,18 +160,6 @@ websearch:
         finally:
             stop_process(proc)
             site.httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("chromium is not installed (apt-get install -y chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
-        yield b
-        b.close()
 
 
 # Records every CSP violation the page reports, from the first byte of the page on.

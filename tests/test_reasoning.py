@@ -532,19 +532,6 @@ def test_app_thinking_until_the_token_limit_says_so(thinking_app):
 
 # -- what a person sees, in real Chromium ----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser():
-    import shutil
-
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        yield b
-        b.close()
-
-
 BOTS_JS = "() => [...document.querySelectorAll('[data-testid=\"bot\"]')].map(b => b.innerText)"
 
 

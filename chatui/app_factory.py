@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 
@@ -14,6 +13,7 @@ from backends import Backend, BackendError, create_backend
 from .chat import ChatService
 from .config import ConfigError, Settings, load_settings
 from .feedback_sync import start_feedback_sync
+from .gradio_overheads import trim_gradio_overheads
 from .history import History
 from .store import Store, StoreError
 from .ui import build_ui
@@ -80,11 +80,8 @@ def build_app(settings: Settings, backends: dict[str, Backend] | None = None,
     demo = build_ui(service, History(store, show_model=True,
                                        stale_after=settings.server.stale_after_seconds))
     demo.store = store
-    # Gradio rebuilds a pandas summary of its last 10,000 events after EVERY event, for its
-    # /monitoring page (not enabled here): 4-10 ms of CPU each on these machines, and a
-    # browser message is about six events. Under load that CPU is taken from everyone's
-    # first token. Once per 10,000 events instead (read when the queue is created).
-    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "10000")
+    # Gradio's per-event analytics summary and per-update failed matplotlib imports: off.
+    trim_gradio_overheads()
     # Gradio's default is 1 concurrent run per event: one user streaming would block all.
     demo.queue(default_concurrency_limit=settings.server.concurrency_limit)
     demo.chat_service = service  # for tests and benches

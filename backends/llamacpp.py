@@ -61,6 +61,28 @@ def resolve_model_path(spec: ModelSpec) -> str:
     return path
 
 
+def _keep_process_output() -> None:
+    """Stop llama-cpp-python from silencing the whole process while it loads a model.
+
+    With verbose=False it wraps every load in `suppress_stdout_stderr`, which dup2()s file
+    descriptors 1 and 2 to /dev/null and swaps sys.stdout/sys.stderr: process-wide, so what
+    any other thread prints meanwhile is lost (seen: the app's "Chat UI on http://…" line,
+    printed while the model loads in the background, never reached the log). verbose=False
+    alone already keeps llama.cpp quiet (its log callback then passes errors only), so the
+    redirection is replaced by a no-op."""
+    import contextlib
+
+    import llama_cpp._internals
+    import llama_cpp.llama
+
+    class _NoRedirect(contextlib.nullcontext):
+        def __init__(self, disable: bool = True):
+            super().__init__()
+
+    llama_cpp.llama.suppress_stdout_stderr = _NoRedirect
+    llama_cpp._internals.suppress_stdout_stderr = _NoRedirect
+
+
 class LlamaCppBackend(Backend):
     type = "llamacpp"
 
@@ -91,6 +113,7 @@ class LlamaCppBackend(Backend):
         except ImportError as e:
             raise BackendError("llama-cpp-python is not installed (see README install command)",
                                kind="config") from e
+        _keep_process_output()
         try:
             return Llama(model_path=self.model_path, n_ctx=self.context_length,
                          n_threads=self.n_threads, verbose=False)

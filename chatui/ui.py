@@ -122,8 +122,9 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                                          stop_btn=False, scale=8, elem_id="input")
             # The operator's dashboard, its access check and its events: dashboard.py.
             feedback_tab = dashboard.build_feedback_tab(history.store, login)
-            turn_info = gr.JSON(visible=False)
-            api_result = gr.Textbox(visible=False)
+        # Hidden outputs of the API events: outside the Tabs, which take only Tab children.
+        turn_info = gr.JSON(visible=False)
+        api_result = gr.Textbox(visible=False)
 
         settings_in = [model, system_prompt, temperature, top_p, max_new_tokens]
         gen_inputs = [*settings_in, web_search, token, session]

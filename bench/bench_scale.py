@@ -344,7 +344,7 @@ class GradioTarget:
         client = user.client
         session = secrets.token_hex(6)  # a fresh Gradio session: a fresh conversation
         t0 = time.perf_counter()
-        s: dict = {"t0": t0, "error": None}
+        s: dict = {"t0": t0, "error": None, "session": session}
         try:
             r = await client.post(self.base + "gradio_api/queue/join", json={
                 "data": self.data(user, n), "fn_index": self.fn_index, "session_hash": session,
@@ -352,6 +352,7 @@ class GradioTarget:
             if r.status_code != 200:
                 s["error"] = f"join HTTP {r.status_code}: {r.text[:120]}"
                 return s
+            s["joined"] = time.perf_counter() - t0
             first = last = None
             first_tokens = 0
             final = None
@@ -371,6 +372,8 @@ class GradioTarget:
                             if first is None:
                                 first, first_tokens = now, line.count(MARK)
                             last = now
+                        elif "generating" not in s:
+                            s["generating"] = now - t0  # the first update (the app: the question)
                     elif kind == "process_completed":
                         if not msg.get("success"):
                             s["error"] = "failed: " + str(msg.get("output"))[:160]

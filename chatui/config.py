@@ -132,6 +132,23 @@ class RenderSettings(_Section):
         return hosts
 
 
+# -- arena (issue 12): side-by-side battles between two anonymous models --------------------
+class ArenaSettings(_Section):
+    enabled: bool = Field(False, description="Show the Arena tab: one prompt, two anonymous "
+                                             "models side by side, the user votes.")
+    models: list[str] = Field(
+        default_factory=list, description="Names (from `models`) that take part; empty: all of "
+                                          "them. At least two are needed.")
+    weight_undersampled: float = Field(
+        1.0, ge=0, le=4, description="Pairs with fewer battles are picked more often: weight "
+                                     "(1 + battles of the pair) ** -this. 0: uniform.")
+    min_vote_seconds: float = Field(
+        3.0, ge=0, description="Exports drop battle votes cast sooner than this after the last "
+                               "token (a vote faster than reading is noise).")
+    bootstrap_rounds: int = Field(200, ge=0, le=5000,
+                                  description="Leaderboard bootstrap rounds (95% intervals).")
+
+
 class Settings(_Section):
     models: list[ModelSpec] = Field(..., min_length=1)
     default_model: str | None = None
@@ -142,6 +159,7 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     render: RenderSettings = Field(default_factory=RenderSettings,
                                    description="What chat messages may show; see `render` below.")
+    arena: ArenaSettings = Field(default_factory=ArenaSettings)
 
     @model_validator(mode="after")
     def _check_models(self) -> Settings:
@@ -153,6 +171,16 @@ class Settings(_Section):
             self.default_model = names[0]
         elif self.default_model not in names:
             raise ValueError(f"default_model {self.default_model!r} is not one of {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_arena(self) -> Settings:
+        names = [m.name for m in self.models]
+        unknown = [n for n in self.arena.models if n not in names]
+        if unknown:
+            raise ValueError(f"arena.models: {unknown[0]!r} is not one of {names}")
+        if self.arena.enabled and len(set(self.arena.models or names)) < 2:
+            raise ValueError("arena.enabled needs at least two models")
         return self
 
     def model(self, name: str | None) -> ModelSpec:

@@ -116,11 +116,52 @@ CREATE TABLE rate_events (
 CREATE INDEX rate_events_user_at ON rate_events(user_id, at);
 """
 
+# v6 (issue 12): arena battles. A battle is two ordinary conversations (side A and side B,
+# each message with its full context as every answer has) owned by the battle's user, and a
+# vote per turn. `auto`: identical answers, recorded as a tie without asking; `anony`: the
+# vote was cast while the model names were still hidden; `vote_delay`: seconds from the
+# later of the two answers' last token to the vote.
+_MIGRATION_6 = """
+CREATE TABLE battles (
+    {ROWID}
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    conversation_a  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    conversation_b  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    model_a         TEXT NOT NULL,
+    model_b         TEXT NOT NULL,
+    created_at      {REAL} NOT NULL,
+    updated_at      {REAL} NOT NULL,
+    CHECK (model_a <> model_b)
+);
+CREATE INDEX battles_user ON battles(user_id, created_at);
+CREATE INDEX battles_pair ON battles(model_a, model_b);
+CREATE TABLE battle_turns (
+    {ROWID}
+    battle_id   TEXT NOT NULL REFERENCES battles(id) ON DELETE CASCADE,
+    turn        INTEGER NOT NULL,
+    message_a   TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    message_b   TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    winner      TEXT CHECK (winner IS NULL
+                            OR winner IN ('model_a', 'model_b', 'tie', 'tie (bothbad)')),
+    auto        INTEGER NOT NULL DEFAULT 0,
+    anony       INTEGER NOT NULL DEFAULT 1,
+    reason      TEXT,
+    comment     TEXT,
+    voted_at    {REAL},
+    vote_delay  {REAL},
+    created_at  {REAL} NOT NULL,
+    PRIMARY KEY (battle_id, turn)
+);
+CREATE INDEX battle_turns_voted ON battle_turns(voted_at) WHERE winner IS NOT NULL;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _MIGRATION_1),
     (2, "feedback reason/comment, message sources", _MIGRATION_2),
     (3, "message meta (steps, notices, seed)", _MIGRATION_3),
     (4, "generation heartbeats, leases and rate events", _MIGRATION_4),
+    (6, "arena battles and per-turn votes", _MIGRATION_6),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

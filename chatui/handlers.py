@@ -331,7 +331,9 @@ class Handlers:
         Yields (chat messages, session, turn info)."""
         opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens,
                             web_search)
-        conv_id = conversation_id if isinstance(conversation_id, str) else ""
+        if conversation_id is not None and not isinstance(conversation_id, str):
+            raise gr.Error("The conversation id must be text.", title="Invalid setting")
+        conv_id = conversation_id or ""
         try:
             user_id, turn = await self._start(message, conv_id or None, opts, token, profile,
                                               missing_ok=False)

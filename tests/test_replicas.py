@@ -113,11 +113,15 @@ class Replicas:
         dead = [n for n in SERVICES if not self.alive(n)]
         for name in dead:
             self.start(name)
-        if dead:  # HAProxy marks it up after `rise 2` checks `inter 2s` apart
-            deadline = time.monotonic() + 30
-            while set(spread(self.proxies["haproxy"].url, 8)) != set(SERVICES):
-                assert time.monotonic() < deadline, "the revived replica never took traffic"
-                time.sleep(1)
+        # HAProxy marks it up after `rise 2` checks `inter 2s` apart. Asked by its cookie, not
+        # by where new browsers land: `leastconn` sends every new browser to the revived
+        # replica while the other still holds streams from earlier tests, so "both get new
+        # browsers" may never hold even though routing is fine.
+        deadline = time.monotonic() + 60
+        for name in dead:
+            while served_by(self.proxies["haproxy"].url, {COOKIE: name}) != name:
+                assert time.monotonic() < deadline, f"the revived {name} never took traffic"
+                time.sleep(0.5)
 
     def close(self) -> None:
         for proxy in self.proxies.values():

@@ -58,6 +58,29 @@ class Delta:
         return self.finish_reason is not None
 
 
+# A message's content is a string, or OpenAI-style parts: {"type": "text", "text": …} and
+# {"type": "image_url", "image_url": {"url": "data:image/png;base64,…"}} (vision models).
+# What an image costs in the context is model-specific; this is a middle estimate (a
+# 1024-pixel image is 256–1,600 tokens across current vision models).
+IMAGE_TOKENS = 768
+
+
+def content_text(content: Any) -> str:
+    """The text of a message's content, whichever form it has."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text") or "") for p in content
+                       if isinstance(p, dict) and p.get("type") == "text")
+    return str(content or "")
+
+
+def content_images(content: Any) -> list[str]:
+    """The image URLs (data: URLs here) of a message's content parts."""
+    if not isinstance(content, list):
+        return []
+    return [str((p.get("image_url") or {}).get("url") or "") for p in content
+            if isinstance(p, dict) and p.get("type") == "image_url"]
+
+
 class BackendError(Exception):
     """A failure with a message fit to show a user. `kind` lets callers react (retry on 429...)."""
 
@@ -120,7 +143,8 @@ class Backend(abc.ABC):
     def count_tokens(self, messages: list[dict]) -> int:
         """Prompt size estimate used for context trimming; backends with a tokenizer override."""
         # ~4 characters per token for English text, plus per-message template overhead.
-        return sum(len(str(m.get("content") or "")) // 3 + 6 for m in messages)
+        return sum(len(content_text(m.get("content"))) // 3 + 6
+                   + IMAGE_TOKENS * len(content_images(m.get("content"))) for m in messages)
 
     def info(self) -> dict:
         return {"name": self.name, "type": self.type, "context_length": self.context_length}

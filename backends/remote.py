@@ -15,7 +15,8 @@ import logging
 import os
 from collections.abc import AsyncIterator
 
-from .base import ERROR, LENGTH, STOP, Backend, BackendError, Delta, GenerationParams
+from .base import (ERROR, LENGTH, STOP, Backend, BackendError, Delta, GenerationParams,
+                   content_text)
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,10 @@ def _reasoning_field(delta) -> str:
 
 def chatml(messages: list[dict]) -> str:
     """Prompt for /generate_stream servers without a chat route."""
-    parts = [f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n" for m in messages]
+    # /generate_stream takes text only: image parts are dropped here (vision needs the chat
+    # route), their text kept.
+    parts = [f"<|im_start|>{m['role']}\n{content_text(m.get('content'))}<|im_end|>\n"
+             for m in messages]
     return "".join(parts) + "<|im_start|>assistant\n"
 
 

@@ -24,7 +24,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .base import ERROR, LENGTH, STOP, STOPPED, Backend, BackendError, Delta, GenerationParams
+from .base import (ERROR, LENGTH, STOP, STOPPED, Backend, BackendError, Delta, GenerationParams,
+                   content_images, content_text)
 from .spec import ModelSpec, VllmEngineSettings
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,44 @@ class VllmBackend(Backend):
 
     @staticmethod
     def _clean(messages: list[dict]) -> list[dict]:
-        return [{"role": m["role"], "content": str(m.get("content") or "")} for m in messages]
+        out = []
+        for m in messages:
+            content = m.get("content")
+            if isinstance(content, list):
+                # Image parts become the chat template's own placeholders ({"type": "image"},
+                # as HF processors' templates expect); the pixels go in multi_modal_data.
+                parts: list[dict] = [{"type": "image"} for _ in content_images(content)]
+                out.append({"role": m["role"],
+                            "content": parts + [{"type": "text", "text": content_text(content)}]})
+            else:
+                out.append({"role": m["role"], "content": str(content or "")})
+        return out
+
+    @staticmethod
+    def _images(messages: list[dict]) -> list[Any]:
+        """The images of the prompt, decoded, in the order of their placeholders."""
+        import base64
+        import io
+
+        from PIL import Image
+
+        images = []
+        for m in messages:
+            for url in content_images(m.get("content")):
+                if not url.startswith("data:") or ";base64," not in url:
+                    raise BackendError(f"{url[:40]}…: only inline (data:) images are accepted",
+                                       kind="invalid")
+                raw = base64.b64decode(url.split(";base64,", 1)[1])
+                images.append(Image.open(io.BytesIO(raw)).convert("RGB"))
+        return images
+
+    def _prompt(self, ids: list[int], messages: list[dict]) -> Any:
+        """A TokensPrompt, multimodal when the messages carry images."""
+        api = _api()
+        images = self._images(messages)
+        if images:
+            return api.TokensPrompt(prompt_token_ids=ids, multi_modal_data={"image": images})
+        return api.TokensPrompt(prompt_token_ids=ids)
 
     def _encode(self, messages: list[dict], tokenizer: Any = None) -> list[int]:
         tok = tokenizer or self._tokenizer
@@ -302,7 +340,7 @@ class VllmBackend(Backend):
         # "<think>\n") makes the model write only the close tag: put the open tag back in
         # front, so the shared splitter (Backend.stream) sees the usual form.
         opened = self._prefilled_open_tag(ids)
-        gen = engine.generate(api.TokensPrompt(prompt_token_ids=ids), sampling, request_id)
+        gen = engine.generate(self._prompt(ids, messages), sampling, request_id)
         completion_tokens = 0
         finish: str | None = None
         try:

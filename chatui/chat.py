@@ -32,6 +32,11 @@ class TurnRequest:
     web_search: bool = False
     # Continue: the answer so far, cut at the length limit; the model writes what follows.
     prefix: str = ""
+    # Attachments: this message's images as OpenAI image_url content parts (vision models
+    # only, checked before the turn), and the conversation's documents (DocIndex), searched
+    # again at every question.
+    images: list[dict] = field(default_factory=list)
+    documents: list = field(default_factory=list)
 
 
 # Backend-neutral "continue": chat APIs cannot all prefill an assistant turn, but every chat
@@ -130,20 +135,43 @@ class ChatService:
         thinking = _Thinking(result)
         system_text = req.system_prompt
         try:
+            doc_sources: list[dict] = []
+            if req.documents:
+                from .attachments.turn import search_step
+
+                step, doc_sources, doc_context = await search_step(
+                    req.documents, req.message, self.settings.attachments,
+                    backend.context_length)
+                steps.append(step)
+                result.sources = list(doc_sources)
+                system_text = "\n\n".join(t for t in (system_text, doc_context) if t)
+                yield list(steps)
             if req.web_search and self.settings.websearch.enabled:
                 async for item in self._web_search(req, backend):
                     if isinstance(item, dict):  # a progress step (new or updated)
                         _upsert_step(steps, item)
                         yield list(steps)
                     else:  # the final WebSearchResult
-                        result.sources = [_source_dict(s) for s in item.sources]
+                        web = [_source_dict(s) for s in item.sources]
+                        if doc_sources and web:  # one numbering: documents, then the web
+                            from .attachments.turn import number_after
+                            from .websearch.context import build_context
+
+                            web = number_after(web, len(doc_sources))
+                            item.context = build_context(item.query, web)
+                        result.sources = doc_sources + web
                         if item.notice:
                             result.notices.append(item.notice)
                         if item.context:
                             # One system message: several break many chat templates.
                             system_text = "\n\n".join(t for t in (system_text, item.context) if t)
             system = [{"role": "system", "content": system_text}] if system_text else []
-            messages = system + req.history + [{"role": "user", "content": req.message}]
+            content = req.message
+            if req.images:
+                from .attachments.turn import user_content
+
+                content = user_content(req.message, req.images)
+            messages = system + req.history + [{"role": "user", "content": content}]
             if req.prefix:
                 messages += [{"role": "assistant", "content": req.prefix},
                              {"role": "user", "content": CONTINUE_PROMPT}]

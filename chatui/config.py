@@ -149,6 +149,34 @@ class ArenaSettings(_Section):
                                   description="Leaderboard bootstrap rounds (95% intervals).")
 
 
+# -- attachments (issue 13): documents for every model, images for `vision: true` models --
+class AttachmentSettings(_Section):
+    enabled: bool = Field(True, description="Accept files (documents, and images for vision "
+                                            "models) with a message.")
+    max_files_per_message: int = Field(5, ge=1, le=20, description="Files sent with one message.")
+    max_document_bytes: int = Field(20_000_000, ge=1_000, description="Largest document file.")
+    max_documents_per_conversation: int = Field(
+        10, ge=1, description="Documents attached to one conversation at most.")
+    max_pdf_pages: int = Field(500, ge=1, description="Pages of a PDF read at most (refused above).")
+    max_document_chars: int = Field(
+        3_000_000, ge=1_000, description="Extracted text kept per document at most (refused above).")
+    chunk_chars: int = Field(800, ge=100, description="Target passage size in characters.")
+    max_passages: int = Field(6, ge=1, le=30, description="Document passages put into the prompt.")
+    context_fraction: float = Field(
+        0.4, gt=0, le=0.9, description="Share of the model context document passages may use.")
+    max_image_bytes: int = Field(10_000_000, ge=1_000, description="Largest image file.")
+    max_images_per_message: int = Field(4, ge=1, le=16, description="Images sent with one message.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=10_000, description="Width × height above which an image is refused "
+                                           "(decompression bombs).")
+    image_max_side: int = Field(
+        2048, ge=64, description="Images are scaled down to fit this many pixels per side "
+                                 "when re-encoded.")
+    image_types: list[str] = Field(
+        default_factory=lambda: ["png", "jpeg", "webp", "gif"],
+        description="Image formats accepted (as detected from the bytes, not the file name).")
+
+
 class Settings(_Section):
     models: list[ModelSpec] = Field(..., min_length=1)
     default_model: str | None = None
@@ -159,6 +187,7 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     render: RenderSettings = Field(default_factory=RenderSettings,
                                    description="What chat messages may show; see `render` below.")
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
     arena: ArenaSettings = Field(default_factory=ArenaSettings)
 
     @model_validator(mode="after")

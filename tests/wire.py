@@ -24,6 +24,7 @@ class WireConfig:
         self.die_after: int | None = None  # close the socket after N tokens
         self.burst = False  # write the whole stream at once (a fast server, a proxy's buffer)
         self.requests: list[dict] = []  # bodies received
+        self.raw_requests: list[bytes] = []  # the same bodies, byte for byte as sent
         # Chat route only: the exact deltas to stream instead of `tokens` × `token_text`, one
         # chunk each (one token each against max_tokens; cut there with finish "length").
         # Wire formats of reasoning models (OpenAI-compatible chat.completion.chunk):
@@ -73,6 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             req = {}
         cfg = self.config
+        cfg.raw_requests.append(raw)
         cfg.requests.append(req)
         if cfg.status != 200:
             headers = {"Retry-After": cfg.retry_after} if cfg.retry_after else {}

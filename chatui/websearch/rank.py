@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from chatui.websearch.extract import Section
 
-__all__ = ["Passage", "RankDoc", "chunk_sections", "rank_passages", "tokenize", "bm25_scores",
-           "jaccard"]
+__all__ = ["Passage", "RankDoc", "chunk_sections", "rank_passages", "select_passages",
+           "passage_tokens", "tokenize", "bm25_scores", "jaccard"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,12 @@ def jaccard(a: set, b: set) -> float:
 
 # ---------------------------------------------------------------- ranking
 
+def passage_tokens(heading: str, text: str, title_tokens: list[str]) -> list[str]:
+    """The tokens BM25 scores a passage by. The heading counts twice: it says what the passage
+    is about; the document title once per passage."""
+    return tokenize(text) + tokenize(heading) * 2 + title_tokens
+
+
 def rank_passages(docs: list[RankDoc], query: str, question: str = "", *,
                   chunk_chars: int = 800, max_passages: int = 6, budget_chars: int = 6000,
                   per_source: int | None = None, dedup_threshold: float = 0.5) -> list[Passage]:
@@ -202,8 +208,21 @@ def rank_passages(docs: list[RankDoc], query: str, question: str = "", *,
         title_toks = tokenize(doc.title or "")
         for oi, (heading, text) in enumerate(chunk_sections(doc.sections, chunk_chars)):
             passages.append(Passage(si, oi, heading, text))
-            # The heading counts twice: it says what the passage is about.
-            doc_tokens.append(tokenize(text) + tokenize(heading) * 2 + title_toks)
+            doc_tokens.append(passage_tokens(heading, text, title_toks))
+    return select_passages(passages, doc_tokens, query, question, max_passages=max_passages,
+                           budget_chars=budget_chars, per_source=per_source,
+                           dedup_threshold=dedup_threshold)
+
+
+def select_passages(passages: list[Passage], doc_tokens: list[list[str]], query: str,
+                    question: str = "", *, max_passages: int = 6, budget_chars: int = 6000,
+                    per_source: int | None = None, dedup_threshold: float = 0.5
+                    ) -> list[Passage]:
+    """The scoring and selection half of `rank_passages`, over passages chunked and tokenized
+    beforehand (attached documents are indexed once, then searched at every question).
+    ``doc_tokens[i]`` are the tokens of ``passages[i]``; scores go on copies (the index
+    stays as it was)."""
+    passages = [Passage(p.source, p.order, p.heading, p.text) for p in passages]
     if not passages or max_passages <= 0 or budget_chars <= 0:
         return []
     q_tokens = tokenize(query) + tokenize(question)

@@ -12,7 +12,8 @@ Modules, one concept each: `base` (errors, constants, values), `dialect` (where 
 dialects differ), `engines` (connections and transactions), `schema` (migrations), `tree`
 (users, conversations, messages), `feedback` (votes, dashboard), `exports` (iterators),
 `replicas` (leases, rate, heartbeats), `turns` (a message and its answer begun in one
-transaction), `core` (the `Store` that joins them).
+transaction), `search` (full-text search), `shares` (share links), `core` (the `Store` that
+joins them).
 
 Model
 -----
@@ -117,6 +118,16 @@ Sending a message (see `chatui.store.turns`):
     ``conv_id`` is None), the user message and its empty generating answer, and a lease:
     ``conversation_id, new_conversation, branch, user_message_id, assistant_message_id,
     lease_id``.
+
+Search and share links (issue 11; see `chatui.store.search`, `chatui.store.shares`):
+``search_conversations(user_id, query, limit=20) -> list[dict]``  the user's own
+    conversations whose title or message text has every word (the last as a prefix), best
+    first: ``id, title, model, created_at, updated_at, message_id, snippet, title_match,
+    score``. SQLite FTS5 / PostgreSQL tsvector+GIN (migration 5).
+``share_conversation(user_id, conv_id, leaf_id=None) -> str``  a snapshot of the branch.
+``get_share(share_id) -> dict``  ``id, title, model, messages, created_at`` (anyone).
+``list_shares(user_id)``, ``revoke_share(user_id, share_id)`` (owner only),
+``continue_share(user_id, share_id) -> str``  a copy as a new conversation of the viewer.
 
 Errors: `StoreError` (cannot open / migrate / write; one line naming the database and the
 reason), `NotFound(StoreError, KeyError)`, `InvalidArgument(StoreError, ValueError)`,

@@ -19,6 +19,8 @@ from .exports import ExportsMixin
 from .feedback import FeedbackMixin
 from .replicas import ReplicasMixin
 from .schema import current_version, migrate
+from .search import SearchMixin
+from .shares import SharesMixin
 from .tree import CONV_COLUMNS, ConversationsMixin
 from .turns import TurnsMixin
 
@@ -33,7 +35,7 @@ WHERE m.id = ? AND c.user_id = ?
 
 
 class Store(ConversationsMixin, TurnsMixin, FeedbackMixin, ExportsMixin, ReplicasMixin,
-            BattlesMixin):
+            SearchMixin, SharesMixin, BattlesMixin):
     """Users, conversations, the message tree, feedback and replica state, on SQLite or
     PostgreSQL. See the package docstring for the API. Thread-safe; one per process is enough.
 

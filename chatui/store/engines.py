@@ -24,6 +24,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,7 +159,7 @@ class SqliteEngine:
         db = None
         try:
             db = self._connect()
-            db.enable_wal()  # outside any transaction (sqlite-utils refuses otherwise)
+            self._enable_wal(db)
             if db.journal_mode != "wal":
                 raise self.fail(f"could not switch to WAL mode (got {db.journal_mode!r})")
         except sqlite3.Error as e:
@@ -170,6 +171,21 @@ class SqliteEngine:
                 db.close()
             raise
         return db
+
+    def _enable_wal(self, db: sqlite_utils.Database) -> None:
+        """Outside any transaction (sqlite-utils refuses otherwise). Switching the journal
+        mode while another process migrates a new file can fail at once with "database is
+        locked" (SQLite does not always call the busy handler for that lock), so retry within
+        ``busy_timeout``: replicas starting together all open the file."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                db.enable_wal()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _reader(self) -> sqlite_utils.Database:
         if self._closed:

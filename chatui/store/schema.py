@@ -14,6 +14,7 @@ killed mid-migration leaves the previous version intact.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from .engines import Conn
@@ -116,6 +117,72 @@ CREATE TABLE rate_events (
 CREATE INDEX rate_events_user_at ON rate_events(user_id, at);
 """
 
+# v5 (issue 11): full-text search of a user's own conversations, engine-specific (a dict
+# by dialect name: the two engines' full-text machinery has nothing in common). SQLite:
+# FTS5 tables over messages.content and conversations.title as *external content* (the
+# text is not stored twice), kept in step by triggers, so every write path (add_message,
+# begin_turn, heartbeat, update_message, cascading deletes, and writers added later) updates
+# the index in its own transaction without knowing it exists; 'rebuild' indexes the rows an
+# older database already has. PostgreSQL: GIN expression indexes on to_tsvector('simple',
+# …), maintained by the server itself (no triggers); building them indexes old rows. The
+# 'simple' configuration and unicode61 both fold case without stemming, so the same words
+# find the same messages on both engines. PostgreSQL indexes the first 100,000 characters
+# of a message (a tsvector is capped at 1 MB; a longer one would fail the INSERT).
+# Also v5 (issue 11): share links, each a snapshot of one branch taken when it was shared
+# (see shares.py). The owner's id is kept only to list and revoke; deleting the conversation
+# deletes its links.
+_SHARES = """
+CREATE TABLE shares (
+    {ROWID}
+    id               TEXT PRIMARY KEY,
+    user_id          TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    conversation_id  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    title            TEXT NOT NULL DEFAULT '',
+    model            TEXT NOT NULL DEFAULT '',
+    messages         TEXT NOT NULL,
+    created_at       {REAL} NOT NULL
+);
+CREATE INDEX shares_user ON shares(user_id, created_at);
+CREATE INDEX shares_conversation ON shares(conversation_id);
+"""
+_MIGRATION_5 = {
+    "sqlite": """
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages
+WHEN old.content IS NOT new.content BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+    INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
+END;
+CREATE VIRTUAL TABLE conversations_fts USING fts5(
+    title, content='conversations', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER conversations_fts_insert AFTER INSERT ON conversations BEGIN
+    INSERT INTO conversations_fts(rowid, title) VALUES (new.rowid, new.title);
+END;
+CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations BEGIN
+    INSERT INTO conversations_fts(conversations_fts, rowid, title) VALUES ('delete', old.rowid, old.title);
+END;
+CREATE TRIGGER conversations_fts_update AFTER UPDATE OF title ON conversations
+WHEN old.title IS NOT new.title BEGIN
+    INSERT INTO conversations_fts(conversations_fts, rowid, title) VALUES ('delete', old.rowid, old.title);
+    INSERT INTO conversations_fts(rowid, title) VALUES (new.rowid, new.title);
+END;
+INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+INSERT INTO conversations_fts(conversations_fts) VALUES ('rebuild');
+""" + _SHARES,
+    "postgresql": """
+CREATE INDEX messages_search ON messages
+    USING GIN (to_tsvector('simple', left(content, 100000)));
+CREATE INDEX conversations_search ON conversations USING GIN (to_tsvector('simple', title));
+""" + _SHARES,
+}
+
 # v6 (issue 12): arena battles. A battle is two ordinary conversations (side A and side B,
 # each message with its full context as every answer has) owned by the battle's user, and a
 # vote per turn. `auto`: identical answers, recorded as a tie without asking; `anony`: the
@@ -156,11 +223,12 @@ CREATE TABLE battle_turns (
 CREATE INDEX battle_turns_voted ON battle_turns(voted_at) WHERE winner IS NOT NULL;
 """
 
-MIGRATIONS: list[tuple[int, str, str]] = [
+MIGRATIONS: list[tuple[int, str, str | dict[str, str]]] = [
     (1, "initial schema", _MIGRATION_1),
     (2, "feedback reason/comment, message sources", _MIGRATION_2),
     (3, "message meta (steps, notices, seed)", _MIGRATION_3),
     (4, "generation heartbeats, leases and rate events", _MIGRATION_4),
+    (5, "full-text search of conversations, share links", _MIGRATION_5),
     (6, "arena battles and per-turn votes", _MIGRATION_6),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -169,9 +237,32 @@ _CREATE_LEDGER = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
                   "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at {REAL} NOT NULL)")
 
 
+_TRIGGER_START = re.compile(r"\s*CREATE\s+(?:TEMP\w*\s+)?TRIGGER\b", re.IGNORECASE)
+_TRIGGER_END = re.compile(r"\s*END\s*$", re.IGNORECASE)
+
+
 def split_sql(script: str) -> list[str]:
-    """Statements of a migration script (no ';' inside our statements' literals)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Statements of a migration script (no ';' inside our statements' literals).
+
+    A ``CREATE TRIGGER … BEGIN …; …; END`` is one statement although its body holds ';':
+    its pieces are joined back up to the piece that is just ``END``.
+    """
+    out: list[str] = []
+    trigger: str | None = None
+    for piece in script.split(";"):
+        if trigger is not None:
+            trigger += ";" + piece
+            if _TRIGGER_END.match(piece):
+                out.append(trigger.strip())
+                trigger = None
+        elif piece.strip():
+            if _TRIGGER_START.match(piece):
+                trigger = piece
+            else:
+                out.append(piece.strip())
+    if trigger is not None:
+        raise ValueError("unterminated CREATE TRIGGER (no END) in a migration script")
+    return out
 
 
 def current_version(db: Conn) -> int:
@@ -205,6 +296,8 @@ def migrate(engine, upto: int | None = None) -> list[int]:
             _locked(db)                      # another process may be migrating right now
             if current_version(db) >= version:
                 continue
+            if isinstance(script, dict):         # one script per engine (v5)
+                script = script[db.dialect.name]
             for stmt in split_sql(db.dialect.render(script)):
                 db.execute(stmt)
             db.execute("INSERT INTO schema_migrations (version, name, applied_at) "

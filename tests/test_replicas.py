@@ -280,6 +280,42 @@ def test_message_limit_counts_messages_on_both_replicas(replicas):
     assert bubbles(final)[0] == ("user", "someone else")
 
 
+def streaming(job) -> bool:
+    """Whether a submitted /chat job has shown answer text yet."""
+    outs = job.outputs()
+    last = bubbles(outs[-1][0])[-1:] if outs else []
+    return bool(last) and last[0][0] == "assistant" and "tok" in last[0][1]
+
+
+def test_answers_at_once_hold_across_replicas(replicas):
+    """max_concurrent_per_user: 2, with one answer streaming on each replica: a third is
+    refused on either replica (the leases live in PostgreSQL); when those two end, the user
+    is admitted again."""
+    url = replicas.proxies["haproxy"].url
+    token = new_token()
+    clients = {name: proxied_client(url, name) for name in SERVICES}
+    replicas.short_answers(250)                       # about 5 s each at 50 tokens/s
+    try:
+        jobs = [clients[name].submit(**chat_args(f"long {name}", token), api_name="/chat")
+                for name in SERVICES]
+        deadline = time.monotonic() + 30
+        while not all(streaming(j) for j in jobs):
+            assert time.monotonic() < deadline, "the two answers never started"
+            time.sleep(0.1)
+        assert not any(j.done() for j in jobs)
+        for name in SERVICES:                         # refused wherever it lands
+            with pytest.raises(Exception, match="being written"):
+                chat(clients[name], "a third one", token)
+        for j in jobs:
+            final, info = j.result(timeout=60)
+            assert info["finish_reason"] == "stop"
+            assert bubbles(final)[-1][1].split() == ["tok"] * 250
+    finally:
+        replicas.short_answers()
+    final, _ = chat(clients[SERVICES[0]], "now there is room", token)
+    assert bubbles(final)[-1] == ("assistant", SHORT)
+
+
 # -- a replica dies mid-answer ----------------------------------------------------------------
 
 def stream_until_cut(client: Client, args: dict, min_words: int = 20,
@@ -296,9 +332,10 @@ def stream_until_cut(client: Client, args: dict, min_words: int = 20,
     raise AssertionError(f"the answer ended before it could be cut: {seen!r}")
 
 
-def test_replica_killed_mid_answer_the_user_carries_on_on_the_other(replicas):
+@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
+def test_replica_killed_mid_answer_the_user_carries_on_on_the_other(replicas, kind):
     replicas.revive()
-    url = replicas.proxies["haproxy"].url
+    url = replicas.proxies[kind].url
     token = new_token()
     client = proxied_client(url)
     first = served_by(url, client.cookies)

@@ -145,8 +145,6 @@ class ArenaSettings(_Section):
     min_vote_seconds: float = Field(
         3.0, ge=0, description="Exports drop battle votes cast sooner than this after the last "
                                "token (a vote faster than reading is noise).")
-    bootstrap_rounds: int = Field(200, ge=0, le=5000,
-                                  description="Leaderboard bootstrap rounds (95% intervals).")
 
 
 # -- attachments (issue 13): documents for every model, images for `vision: true` models --

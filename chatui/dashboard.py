@@ -22,6 +22,7 @@ import os
 import gradio as gr
 import pandas as pd
 
+from .arena import board as arena_board
 from .store import Store
 
 log = logging.getLogger("chatui.dashboard")
@@ -34,8 +35,8 @@ COMMENT_COLUMNS = ["time (UTC)", "model", "vote", "reason", "comment"]
 # one letter per line (percentages gave "vo/te" at 390 px).
 COMMENT_WIDTHS = ["180px", "150px", "90px", "110px", "440px"]
 TIME_FORMAT = "%Y-%m-%d %H:%M"
-EXPORT_HELP = ("Export training data: `python -m chatui export --format kto|dpo|conversations "
-               "--out data.jsonl`")
+EXPORT_HELP = ("Export training data: `python -m chatui export --format "
+               "kto|dpo|pairwise|conversations --out data.jsonl`")
 
 
 # -- who may view ---------------------------------------------------------------------------
@@ -167,6 +168,11 @@ def build_feedback_tab(store: Store, login: bool) -> gr.Tab:
                                           column_widths=COMMENT_WIDTHS, label="Latest comments",
                                           interactive=False, wrap=True,
                                           elem_id="latest-comments")
+            # Arena (issue 12): Bradley–Terry ratings from blind battle votes, 95% intervals.
+            arena_ratings = gr.Dataframe(arena_board.empty_ratings(), interactive=False,
+                                         label="Arena leaderboard (Bradley–Terry, Elo scale)",
+                                         elem_id="arena-leaderboard")
+            arena_matrix = gr.HTML(elem_id="arena-win-matrix")
             gr.Markdown(EXPORT_HELP)
 
     def load(admin: str | None, profile: gr.OAuthProfile | None = None):
@@ -174,13 +180,13 @@ def build_feedback_tab(store: Store, login: bool) -> gr.Tab:
         if not allowed and not login and isinstance(admin, str) and admin.strip():
             log.warning("feedback dashboard: wrong admin token entered")
         if allowed:
-            frames = stats_frames(store)
-        else:
-            frames = empty_frames()  # also wipes what an earlier unlock showed
+            frames = (*stats_frames(store), *arena_board.leaderboard_view(store))
+        else:  # also wipes what an earlier unlock showed
+            frames = (*empty_frames(), arena_board.empty_ratings(), "")
         return (status_text(login, admin, allowed), gr.Column(visible=allowed), *frames)
 
     # Load on open and on every unlock/refresh; each call checks the token or login again.
-    outputs = [status, data, votes_plot, rate_plot, comments_table]
+    outputs = [status, data, votes_plot, rate_plot, comments_table, arena_ratings, arena_matrix]
     for trigger in (tab.select, unlock.click, token.submit, refresh.click):
         trigger(load, [token], outputs, api_visibility="private", queue=False,
                 show_progress="hidden")

@@ -16,6 +16,7 @@ from tests.wire import WireServer
 pytestmark = pytest.mark.slow
 
 TOKENS = 40
+ADMIN = "arena-admin-" + "z" * 24
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,8 @@ def app(tmp_path_factory):
         for wire, text in ((wa, "apple "), (wb, "banana ")):
             wire.config.token_text, wire.config.tokens, wire.config.delay = text, TOKENS, 0.05
         proc, url = start_app(tmp, CONFIG.format(a=NAMES[0], b=NAMES[1], url_a=wa.url,
-                                                 url_b=wb.url))
+                                                 url_b=wb.url),
+                              extra_env={"CHATUI_ADMIN_TOKEN": ADMIN})
         yield url, tmp / "chat.db"
         stop_process(proc)
 
@@ -106,3 +108,19 @@ def test_columns_stack_on_a_phone(browser, app):
         else:
             assert abs(a["y"] - b["y"]) < 2 and b["x"] >= a["x"] + a["width"] - 1
         page.context.close()
+
+
+def test_leaderboard_in_the_feedback_tab(browser, app):
+    """After the battle above: the operator sees both models rated and the win-rate matrix."""
+    url, _ = app
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(url)
+    page.click("button[role='tab']:has-text('Feedback')")
+    page.fill("#admin-token input", ADMIN)
+    page.click("#feedback-unlock-button")
+    page.wait_for_selector("#arena-win-rates", timeout=30_000)
+    table = page.inner_text("#arena-leaderboard")
+    assert NAMES[0] in table and NAMES[1] in table
+    matrix = page.inner_text("#arena-win-matrix")
+    assert "1.00" in matrix and "0.00" in matrix and "n=1" in matrix
+    page.context.close()

@@ -129,6 +129,14 @@ Search and share links (issue 11; see `chatui.store.search`, `chatui.store.share
 ``list_shares(user_id)``, ``revoke_share(user_id, share_id)`` (owner only),
 ``continue_share(user_id, share_id) -> str``  a copy as a new conversation of the viewer.
 
+Attachments (see `chatui.store.attachments`; ``begin_turn(..., attachments=[…], max_documents=N)``
+stores a message's files with it):
+``add_attachments(user_id, message_id, items, max_documents=None) -> list[str]``
+``list_attachments(user_id, conv_id, kind=None, previews=False) -> list[dict]``  no data.
+``conversation_documents(user_id, conv_id) -> list[dict]``  with ``text_index``.
+``message_images(user_id, message_id) -> list[dict]``  with ``data``.
+``get_attachment(user_id, attachment_id) -> dict``; ``count_attachments(user_id, conv_id)``.
+
 Errors: `StoreError` (cannot open / migrate / write; one line naming the database and the
 reason), `NotFound(StoreError, KeyError)`, `InvalidArgument(StoreError, ValueError)`,
 `LimitReached(StoreError)` (``kind``, ``limit``, ``busy``, ``retry_after``).

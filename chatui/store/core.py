@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .attachments import AttachmentsMixin
 from .battles import BattlesMixin
 from .base import InvalidArgument, NotFound, StoreError, check_id
 from .engines import Conn, PostgresEngine, open_engine, redact
@@ -35,7 +36,7 @@ WHERE m.id = ? AND c.user_id = ?
 
 
 class Store(ConversationsMixin, TurnsMixin, FeedbackMixin, ExportsMixin, ReplicasMixin,
-            SearchMixin, SharesMixin, BattlesMixin):
+            SearchMixin, SharesMixin, BattlesMixin, AttachmentsMixin):
     """Users, conversations, the message tree, feedback and replica state, on SQLite or
     PostgreSQL. See the package docstring for the API. Thread-safe; one per process is enough.
 

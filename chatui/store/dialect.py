@@ -8,6 +8,8 @@ indexes, ``CASE``, ``COALESCE``. What differs is below, as data on a `Dialect`:
 * placeholders: ``?`` (sqlite3) vs ``%s`` (psycopg) — `Dialect.sql` rewrites;
 * float columns: ``REAL`` is 8 bytes in SQLite but 4 in PostgreSQL, which would round epoch
   timestamps to minutes: migrations say ``{REAL}``;
+* binary columns: ``BLOB`` in SQLite, ``BYTEA`` in PostgreSQL (migrations say ``{BLOB}``); both
+  drivers take and give ``bytes``;
 * insertion order: SQLite tables have an implicit ``rowid``; PostgreSQL tables that are
   ordered by it get a real identity column of that name (``{ROWID}`` in migrations), so
   ``ORDER BY created_at, rowid`` reads the same on both;
@@ -38,6 +40,7 @@ class Dialect:
     for_update_of_conv: str         # same, in a query joining conversations AS c
     migration_lock: str | None      # statement run first in every migration transaction
     user_lock: str | None           # statement (one ? = user id) serialising a user's limits
+    blob: str = "BLOB"              # binary column type (attachments)
 
     def sql(self, text: str) -> str:
         """A query in SQLite spelling → this engine's spelling (cached)."""
@@ -45,7 +48,8 @@ class Dialect:
 
     def render(self, ddl: str) -> str:
         """A migration template → this engine's DDL."""
-        return ddl.replace("{REAL}", self.real).replace("{ROWID}", self.rowid_column)
+        return (ddl.replace("{REAL}", self.real).replace("{ROWID}", self.rowid_column)
+                .replace("{BLOB}", self.blob))
 
     def utc_day(self, column: str) -> str:
         """SQL for epoch seconds in ``column`` → 'YYYY-MM-DD' (UTC)."""
@@ -75,4 +79,5 @@ POSTGRES = Dialect(
     # Transaction-scoped: released by COMMIT/ROLLBACK, and by the server if the client dies.
     migration_lock=f"SELECT pg_advisory_xact_lock({_NS}, {_MIGRATIONS_KEY})",
     user_lock=f"SELECT pg_advisory_xact_lock({_USERS_NS}, hashtext(?))",
+    blob="BYTEA",
 )

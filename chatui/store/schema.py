@@ -1,7 +1,7 @@
 """Schema and migrations, run on both engines and recorded in ``schema_migrations``.
 
 Migrations are frozen: never edit a released one, append a new one. They are templates in
-SQLite's spelling with two `Dialect` tokens (``{REAL}``, ``{ROWID}``); rendered for SQLite
+SQLite's spelling with `Dialect` tokens (``{REAL}``, ``{ROWID}``, ``{BLOB}``); rendered for SQLite
 they are exactly the SQL that shipped.
 
 Each migration runs in its own transaction that first takes the migration lock (SQLite: the
@@ -223,6 +223,30 @@ CREATE TABLE battle_turns (
 CREATE INDEX battle_turns_voted ON battle_turns(voted_at) WHERE winner IS NOT NULL;
 """
 
+# v7 (issue 13): files sent with a message, kept beside its conversation. An image keeps its
+# re-encoded bytes (what the model got) and a small preview (what the chat shows); a document
+# keeps no file, only its extracted text as chunks with their pages (`text_index`, JSON), which
+# later questions in the conversation search again. Owned through the conversation.
+_MIGRATION_7 = """
+CREATE TABLE attachments (
+    {ROWID}
+    id               TEXT PRIMARY KEY,
+    conversation_id  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    message_id       TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    kind             TEXT NOT NULL CHECK (kind IN ('image', 'document')),
+    name             TEXT NOT NULL,
+    mime             TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    data             {BLOB},
+    preview          {BLOB},
+    text_index       TEXT,
+    meta             TEXT NOT NULL DEFAULT '{}',
+    created_at       {REAL} NOT NULL
+);
+CREATE INDEX attachments_conversation ON attachments(conversation_id, kind);
+CREATE INDEX attachments_message ON attachments(message_id)
+"""
+
 MIGRATIONS: list[tuple[int, str, str | dict[str, str]]] = [
     (1, "initial schema", _MIGRATION_1),
     (2, "feedback reason/comment, message sources", _MIGRATION_2),
@@ -230,6 +254,7 @@ MIGRATIONS: list[tuple[int, str, str | dict[str, str]]] = [
     (4, "generation heartbeats, leases and rate events", _MIGRATION_4),
     (5, "full-text search of conversations, share links", _MIGRATION_5),
     (6, "arena battles and per-turn votes", _MIGRATION_6),
+    (7, "attachments: images and documents sent with messages", _MIGRATION_7),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -24,7 +24,8 @@ class TurnsMixin:
                    model: str = "", system_prompt: str = "", backend: str | None = None,
                    max_turns: int | None = None, max_concurrent: int | None = None,
                    lease_ttl: float = 30.0, per_minute: int | None = None,
-                   window: float = 60.0) -> dict:
+                   window: float = 60.0, attachments: list[dict] | None = None,
+                   max_documents: int | None = None) -> dict:
         """Add the user message ``content`` at the end of the current branch of ``conv_id``
         (None: a new conversation titled ``title``) and, under it, the assistant answer that
         is about to be written (generating: no finish reason, a fresh heartbeat, ``model`` and
@@ -41,6 +42,11 @@ class TurnsMixin:
         new one, as `branch` gives them), ``user_message_id``, ``assistant_message_id`` and
         ``lease_id`` (None without ``max_concurrent``). `NotFound` when ``conv_id`` is not the
         user's; nothing is written then either.
+
+        ``attachments`` (dicts, see `chatui.store.attachments`) are stored with the user
+        message; past ``max_documents`` documents in the conversation `AttachmentLimit` is
+        raised and nothing is written. ``has_attachments`` in the result: whether the
+        conversation holds any (so a turn without them skips looking them up).
         """
         check_id(user_id, "user_id")
         lease_ttl = _positive(lease_ttl, "lease_ttl")
@@ -83,6 +89,15 @@ class TurnsMixin:
             db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, "
                        "created_at, updated_at) VALUES (?, ?, ?, 'user', ?, ?, ?)",
                        [user_msg, conv_id, parent, str(content or ""), now, now])
+            # Files sent with the message: stored with it or not at all (see attachments.py).
+            has_attachments = bool(attachments)
+            if attachments:
+                from .attachments import insert_attachments
+
+                insert_attachments(db, conv_id, user_msg, attachments, now, max_documents)
+            elif conv is not None:
+                has_attachments = db.one("SELECT 1 AS x FROM attachments WHERE "
+                                         "conversation_id = ? LIMIT 1", [conv_id]) is not None
             db.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, "
                        "model, backend, system_prompt, created_at, updated_at, heartbeat_at) "
                        "VALUES (?, ?, ?, 'assistant', '', ?, ?, ?, ?, ?, ?)",
@@ -92,5 +107,6 @@ class TurnsMixin:
                        "model = ?, system_prompt = ? WHERE id = ?",
                        [answer, now, model or "", system_prompt or "", conv_id])
         return {"conversation_id": conv_id, "new_conversation": conv is None, "branch": branch,
+                "has_attachments": has_attachments,
                 "user_message_id": user_msg, "assistant_message_id": answer, "lease_id": lease}
 

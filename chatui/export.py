@@ -1,7 +1,13 @@
 """Export votes and conversations as JSONL training data (TRL formats).
 
-``python -m chatui export --format kto|dpo|conversations --out FILE [--since DATE] [--model NAME]
-[--db PATH_OR_URL]``
+``python -m chatui export --format kto|dpo|pairwise|conversations --out FILE [--since DATE]
+[--model NAME] [--db PATH_OR_URL] [--redact] [--min-vote-seconds N] [--keep-duplicates]
+[--no-card]``
+
+Arena battles (issue 12): ``pairwise`` writes one row per voted battle turn in Chatbot Arena's
+layout, and ``kto``/``dpo`` add rows from decided battles to those from thumbs votes; see
+chatui/arena/export.py for the layouts and the filters. A README.md dataset card (schema,
+counts per model, date range, filters) is written beside the file.
 
 ``--db`` is a SQLite file or a ``sqlite:///``/``postgresql://`` URL; by default the app's own
 database (``storage.url`` from the config, with ``CHATUI_DATABASE_URL`` / ``CHATUI_DB_PATH``
@@ -52,9 +58,10 @@ from typing import Any
 
 from chatui.store import InvalidArgument, Store, StoreError, to_epoch
 
-FORMATS = ("kto", "dpo", "conversations")
+FORMATS = ("kto", "dpo", "pairwise", "conversations")
 
-HELP = "export votes/conversations as JSONL (TRL KTO, DPO, or full conversations)"
+HELP = ("export votes, arena battles and conversations as JSONL (TRL KTO, DPO, Chatbot "
+        "Arena pairwise, or full conversations)")
 
 
 def _iso(ts: float | None) -> str | None:
@@ -156,6 +163,9 @@ def empty_reason(store: Store, fmt: str, since: Any = None, model: str | None = 
     filtered = " matching --since/--model" if since is not None or model is not None else ""
     if fmt == "conversations":
         return f"0 conversations: the database has no conversations{filtered}"
+    if fmt == "pairwise":
+        return (f"0 pairwise rows: no voted arena battles{filtered} passed the filters "
+                "(--min-vote-seconds, duplicate prompts)")
     votes = [v for v in store.iter_feedback(since=since, model=model)
              if _completion_text(v).strip()]
     name = "KTO rows" if fmt == "kto" else "DPO pairs"
@@ -165,6 +175,33 @@ def empty_reason(store: Store, fmt: str, since: Any = None, model: str | None = 
     liked = sum(1 for v in votes if v["label"])
     return (f"0 DPO pairs from {len(votes)} vote(s) ({liked} liked, {len(votes) - liked} "
             f"disliked): {DPO_NEEDS}")
+
+
+# -- arena battles (issue 12): pairwise rows, battles in kto/dpo, redaction, dataset card ------
+# See chatui/arena/export.py for the formats and the filters.
+
+_REDACTED_KEYS = ("content", "comment", "title", "system_prompt")
+
+
+def redact_row(value: Any) -> Any:
+    """E-mail addresses and phone numbers out of the texts people wrote or read in a row."""
+    from chatui.arena.export import redact_text
+
+    if isinstance(value, list):
+        return [redact_row(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_text(v) if k in _REDACTED_KEYS and isinstance(v, str)
+                else redact_row(v) for k, v in value.items()}
+    return value
+
+
+def _card_path(out: Path) -> Path:
+    """README.md beside the export, unless a README that is not an export card is there."""
+    card = out.parent / "README.md"
+    if card.exists() and "# chatui export:" not in card.read_text(encoding="utf-8",
+                                                                  errors="replace"):
+        return out.with_name(out.name + ".README.md")
+    return card
 
 
 def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> int:
@@ -192,12 +229,38 @@ def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> int:
 
 
 def export(store: Store, fmt: str, out: str | os.PathLike, since: Any = None,
-           model: str | None = None, with_reasoning: bool = False) -> int:
-    """Write ``fmt`` rows to ``out``; returns the number of rows."""
-    if fmt not in ROW_BUILDERS:
+           model: str | None = None, with_reasoning: bool = False, *, redact: bool = False,
+           min_vote_seconds: float = 0.0, dedupe: bool = True, card: bool = True) -> int:
+    """Write ``fmt`` rows to ``out``; returns the number of rows. kto/dpo also take arena
+    battles, pairwise only them (chatui/arena/export.py: ``min_vote_seconds``, ``dedupe``).
+    ``redact``: e-mail addresses and phone numbers out of every row. ``card``: a README.md
+    dataset card beside the file (`_card_path`)."""
+    from itertools import chain
+
+    from chatui.arena.export import BattleFilter, Tally, battle_rows, dataset_card
+
+    if fmt not in FORMATS:
         raise InvalidArgument(f"format must be one of {FORMATS}, not {fmt!r}")
-    return write_jsonl(ROW_BUILDERS[fmt](store, since=since, model=model,
-                                         with_reasoning=with_reasoning), out)
+    flt = BattleFilter(min_vote_seconds=min_vote_seconds, dedupe=dedupe, redact=redact)
+    tally = Tally() if fmt in ("kto", "dpo", "pairwise") else None
+    rows: Iterable[dict] = [] if fmt == "pairwise" else ROW_BUILDERS[fmt](
+        store, since=since, model=model, with_reasoning=with_reasoning)
+    if tally is not None:
+        rows = chain(rows, battle_rows(store, fmt, flt, tally, since=since, model=model))
+    if redact:
+        rows = map(redact_row, rows)
+    n = write_jsonl(rows, out)
+    if card and str(out) != "-":
+        from collections import Counter
+
+        thumbs = Counter(v["model"] for v in store.iter_feedback(since=since, model=model)) \
+            if fmt in ("kto", "dpo") else None
+        path = Path(out)
+        _card_path(path).write_text(dataset_card(
+            fmt, path.name, n, tally, flt if tally is not None else None, thumbs,
+            {"since": since and _iso(to_epoch(since)), "model": model,
+             "with reasoning": with_reasoning}), encoding="utf-8")
+    return n
 
 
 def default_db_url() -> str:
@@ -219,7 +282,9 @@ def _sqlite_file(target: str) -> Path | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", "-f", required=True, choices=FORMATS,
-                        help="kto: rated answers; dpo: liked/disliked answer pairs; "
+                        help="kto: rated answers and both sides of decided arena battles; "
+                             "dpo: liked/disliked answer pairs and arena winner/loser pairs; "
+                             "pairwise: voted arena battles (Chatbot Arena layout); "
                              "conversations: full conversation trees with votes")
     parser.add_argument("--out", "-o", required=True,
                         help="output JSONL file ('-' for stdout)")
@@ -230,10 +295,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="include thinking models' reasoning (left out by default): "
                              "kto/dpo as a <think>…</think> prefix of the answer's content, "
                              "conversations as 'reasoning' and 'reasoning_duration' fields")
+    parser.add_argument("--redact", action="store_true",
+                        help="replace e-mail addresses and phone numbers in the exported "
+                             "texts with [email] / [phone]")
+    parser.add_argument("--min-vote-seconds", type=float, default=None,
+                        help="drop arena votes cast sooner than this after the last token "
+                             "(default: arena.min_vote_seconds from the config)")
+    parser.add_argument("--keep-duplicates", action="store_true",
+                        help="keep arena votes on a prompt the same user already asked")
+    parser.add_argument("--no-card", action="store_true",
+                        help="do not write the README.md dataset card beside the file")
     parser.add_argument("--db", help="SQLite file, sqlite:///PATH or "
                                      "postgresql://USER:PASS@HOST/DB (default: the app's "
                                      "storage.url, with $CHATUI_DATABASE_URL / $CHATUI_DB_PATH "
                                      "applied)")
+
+
+def _min_vote_seconds(args: argparse.Namespace) -> float:
+    given = getattr(args, "min_vote_seconds", None)
+    if given is not None:
+        return max(0.0, float(given))
+    try:
+        from chatui.config import load_settings
+
+        return load_settings().arena.min_vote_seconds
+    except Exception:   # no usable config next to a --db export: the documented default
+        return 3.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -256,7 +343,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Store(target) as store:
             n = export(store, args.format, args.out, since=since, model=args.model,
-                       with_reasoning=getattr(args, "with_reasoning", False))
+                       with_reasoning=getattr(args, "with_reasoning", False),
+                       redact=getattr(args, "redact", False),
+                       min_vote_seconds=_min_vote_seconds(args),
+                       dedupe=not getattr(args, "keep_duplicates", False),
+                       card=not getattr(args, "no_card", False))
             # An empty file alone leaves the user guessing: say why there are no rows.
             reason = empty_reason(store, args.format, since, args.model) if n == 0 else None
     except StoreError as e:

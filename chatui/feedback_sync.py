@@ -66,7 +66,7 @@ except ImportError:  # pragma: no cover - Windows
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FeedbackLog", "start_feedback_sync", "feedback_record"]
+__all__ = ["FeedbackLog", "start_feedback_sync", "feedback_record", "arena_record"]
 
 
 def _text(value: Any) -> str:
@@ -111,6 +111,87 @@ def feedback_record(event: dict, replica: str = "") -> dict:
     }
 
 
+# -- arena battle votes (issue 12) ------------------------------------------------------------
+# Votes on battles go to their own files (``arena-<UTC time>-<random>.jsonl``, beside the
+# feedback files): one table per kind of row, each with fixed types. One line per vote change;
+# the latest line per (battle_id, turn) is the current vote. Chatbot Arena's layout, nested
+# values as JSON text as above:
+#   {"time", "event": "arena_vote", "battle_id", "turn": int, "user", "model_a", "model_b",
+#    "winner", "reason", "comment", "anony": bool, "vote_delay": float, "conversation_a",
+#    "conversation_b" (JSON text of [messages]), "system_prompt_a", "system_prompt_b",
+#    "params_a", "params_b" (JSON text), "replica"}
+
+def arena_record(event: dict, replica: str = "") -> dict:
+    """A `Store` arena_vote event → the public JSONL row (user id hashed, fixed types)."""
+    user = event.get("user_id")
+    row = {
+        "time": datetime.fromtimestamp(event.get("time") or 0, tz=timezone.utc)
+        .isoformat().replace("+00:00", "Z"),
+        "event": "arena_vote",
+        "battle_id": _text(event.get("battle_id")),
+        "turn": int(event.get("turn") or 0),
+        "user": hashlib.sha256(user.encode()).hexdigest()[:16] if user else "",
+        "model_a": _text(event.get("model_a")), "model_b": _text(event.get("model_b")),
+        "winner": _text(event.get("winner")), "reason": _text(event.get("reason")),
+        "comment": _text(event.get("comment")), "anony": bool(event.get("anony")),
+        "vote_delay": float(event.get("vote_delay") or 0.0),
+    }
+    for s in ("a", "b"):
+        row[f"conversation_{s}"] = _messages(event.get(f"conversation_{s}"))
+        row[f"system_prompt_{s}"] = _text(event.get(f"system_prompt_{s}"))
+        row[f"params_{s}"] = _json(event.get(f"params_{s}") or {})
+    row["replica"] = replica
+    return row
+
+
+DATASET_CARD = """---
+configs:
+- config_name: feedback
+  data_files: data/**/feedback-*.jsonl
+- config_name: arena
+  data_files: data/**/arena-*.jsonl
+tags:
+- chatui
+- human-feedback
+---
+
+# chatui feedback
+
+Pushed live by a chatui app (chatui/feedback_sync.py); each replica writes `data/<replica>/`.
+
+* `feedback`: one row per change of a thumbs vote on a chat answer (the latest row per
+  `message_id` is the current vote): `time, event (vote|unvote), message_id, conversation_id,
+  user (hashed), label, reason, comment, model, backend, finish_reason, params, sources,
+  prompt, completion, replica`.
+* `arena`: one row per change of an arena battle vote (the latest row per `battle_id, turn`
+  is the current vote), Chatbot Arena's layout: `time, battle_id, turn, user (hashed),
+  model_a, model_b, winner (model_a|model_b|tie|tie (bothbad)), reason, comment, anony (cast
+  while the names were hidden), vote_delay (s after the last token), conversation_a,
+  conversation_b, system_prompt_a/b, params_a/b, replica`.
+
+Nested values (messages, params, sources) are JSON text: `json.loads(row["prompt"])`.
+For training files with filters and counts use `python -m chatui export` on the database.
+"""
+
+
+def push_card(scheduler: Any) -> bool:
+    """Upload DATASET_CARD as the repo's README.md unless it has one (True when uploaded).
+    Best effort: a failure is logged, the app goes on."""
+    api, repo = getattr(scheduler, "api", None), getattr(scheduler, "repo_id", None)
+    if api is None or not repo:
+        return False
+    try:
+        if api.file_exists(repo, "README.md", repo_type="dataset"):
+            return False
+        api.upload_file(path_or_fileobj=DATASET_CARD.encode(), path_in_repo="README.md",
+                        repo_id=repo, repo_type="dataset",
+                        commit_message="Dataset card (chatui)")
+        return True
+    except Exception as e:  # noqa: BLE001 - the Hub is optional
+        log.warning("feedback: could not push the dataset card to %s: %s", repo, e)
+        return False
+
+
 class FeedbackLog:
     """Append-only JSONL sink; pass an instance as ``Store(..., on_feedback=...)``.
 
@@ -127,6 +208,7 @@ class FeedbackLog:
         self.folder = self._own_folder(Path(folder))
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.path = self.folder / f"feedback-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.arena_path = self.folder / f"arena-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
         self.scheduler = scheduler
         self.lock = scheduler.lock if scheduler is not None else threading.Lock()
 
@@ -153,9 +235,11 @@ class FeedbackLog:
         return folder
 
     def __call__(self, event: dict) -> None:
-        line = json.dumps(feedback_record(event, self.replica), ensure_ascii=False) + "\n"
+        arena = event.get("event") == "arena_vote"
+        record = (arena_record if arena else feedback_record)(event, self.replica)
+        line = json.dumps(record, ensure_ascii=False) + "\n"
         with self.lock:
-            with self.path.open("a", encoding="utf-8") as f:
+            with (self.arena_path if arena else self.path).open("a", encoding="utf-8") as f:
                 f.write(line)
 
     def stop(self) -> None:
@@ -204,6 +288,8 @@ def start_feedback_sync(storage: Any, *, token: str | None = None,
         sink.stop()
         raise
     sink.lock = sink.scheduler.lock
+    threading.Thread(target=push_card, args=(sink.scheduler,), daemon=True,
+                     name="feedback-card").start()
     log.info("feedback: appending votes under %s, pushed to dataset %s (data/%s) every %s min",
              sink.folder, repo, sink.replica, storage.feedback_every_minutes)
     return sink

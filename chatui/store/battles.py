@@ -18,6 +18,7 @@ voted a win, and neither can the other side then; two identical answers are reco
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,8 @@ from typing import Any
 from .base import (MAX_COMMENT_CHARS, MAX_TITLE_CHARS, InvalidArgument, LimitReached, NotFound,
                    check_id, message_dict, new_id, to_epoch)
 from .replicas import _lock_user, _positive, count_message, rate_wait, take_lease
+
+log = logging.getLogger("chatui.store")
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 TIES = ("tie", "tie (bothbad)")
@@ -260,7 +263,27 @@ class BattlesMixin:
             db.execute("UPDATE battles SET updated_at = ? WHERE id = ?", [now, battle["id"]])
             row = db.one(f"SELECT {_TURN_COLUMNS} FROM battle_turns WHERE battle_id = ? "
                          "AND turn = ?", [battle_id, turn])
+            event = self._vote_event(db, battle, current) if self.on_feedback else None
+        if event is not None:
+            event.update(row, user_id=user_id, time=now)
+            try:
+                self.on_feedback(event)
+            except Exception:  # a sink must never break voting
+                log.exception("on_feedback hook failed for battle %s", battle_id)
         return _turn_dict(row)
+
+    def _vote_event(self, db, battle: dict, turn: dict) -> dict:
+        """What a battle vote judged, for the `on_feedback` sink (the Hub dataset push)."""
+        event = {"event": "arena_vote", "battle_id": battle["id"],
+                 "model_a": battle["model_a"], "model_b": battle["model_b"]}
+        for s in SIDES:
+            path = [message_dict(r) for r in self._path_rows(
+                db, battle[f"conversation_{s}"], turn[f"message_{s}"])]
+            event[f"conversation_{s}"] = [{"role": m["role"], "content": m["content"]}
+                                          for m in path]
+            event[f"system_prompt_{s}"] = path[-1]["system_prompt"] or "" if path else ""
+            event[f"params_{s}"] = path[-1]["params"] if path else {}
+        return event
 
     # -- reading one's own battle ------------------------------------------------------------
 

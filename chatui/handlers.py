@@ -29,6 +29,7 @@ from .identity import IdentityError, new_token, user_from
 from .limits import LimitExceeded, SharedLimits
 from .render import assistant_view, model_line
 from .store import LimitReached, NotFound, StoreError
+from .store.attachments import AttachmentLimit
 from .streaming import LoadAdaptiveInterval, coalesce, until
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class Handlers:
         self.heartbeat = service.settings.server.heartbeat_seconds
         # session hash → stop events of the answers that browser session is waiting for
         self._stops: dict[str, set[asyncio.Event]] = {}
+        # Images and documents sent with messages (chatui/attach.py, chatui/attachments/).
+        from .attach import FileSteps
+        self.file_steps = FileSteps(service.settings, history.store)
 
     # -- identity ------------------------------------------------------------------------
     def user(self, token: str | None, profile: gr.OAuthProfile | None = None) -> str:
@@ -122,9 +126,15 @@ class Handlers:
                            f"{limit:,}. Shorten it and send again.", title="Message too long")
         return message
 
-    def validate_message(self, message) -> None:
-        """The browser's check before the text leaves the box (a refused one stays there)."""
-        self.check_message(message)
+    def validate_message(self, message, model=None) -> None:
+        """The browser's check before the text leaves the box (a refused one stays there).
+        Attached files are read and checked here too (the send reuses the result)."""
+        from .attachments.flow import split_message
+
+        text, files = split_message(message)
+        text = self.check_message(text)
+        if files:
+            self.file_steps.check(files, model or self.service.settings.default_model, text)
 
     def options(self, model, system_prompt, temperature, top_p, max_new_tokens,
                 web_search) -> dict:
@@ -228,6 +238,11 @@ class Handlers:
                           max_new_tokens=opts["max_new_tokens"],
                           web_search=opts["web_search"] and answer is None,
                           prefix=(answer or {}).get("content", ""))
+        files = await self.file_steps.for_turn(user_id, turn, backend.name)
+        req.documents, req.images = files.documents, files.images
+        if turn.user_message_id in files.bubbles:  # the message's attachments, above it
+            shown[-1:-1] = [{"role": "user", "content": files.bubbles[turn.user_message_id]}]
+            session["ids"][-1:-1] = [""]
         result = TurnResult()
         info = {"conversation_id": turn.conversation_id,
                 "user_message_id": turn.user_message_id}
@@ -304,12 +319,14 @@ class Handlers:
                 log.warning("heartbeat of answer %s failed: %s", msg_id, e)
 
     async def _start(self, message, conv_id, opts: dict, token, profile,
-                     missing_ok: bool = True) -> tuple[str, Turn]:
+                     missing_ok: bool = True, files: list | None = None) -> tuple[str, Turn]:
         message = self.check_message(message)
         user_id = self.user(token, profile)
-        if not message:
+        if not message and not files:
             return user_id, None
         backend = self.service.backend(opts["model"])
+        # Files are read and checked before anything is stored, then stored with the message.
+        extra = await self.file_steps.begin_args(files, backend.name, message)
         # One store transaction (the limits, the conversation, the message, its answer begun,
         # an answers-at-once lease) in one worker-thread trip: when many users send at once,
         # the first token no longer waits for five trips queued behind everyone else's.
@@ -317,16 +334,19 @@ class Handlers:
             turn = await asyncio.to_thread(
                 self.history.begin, user_id, conv_id, message, backend.name, backend.type,
                 opts["system_prompt"], missing_ok=missing_ok, max_turns=self.limits.max_turns,
-                **self.user_limits.admission())
+                **self.user_limits.admission(), **extra)
         except LimitReached as e:
             raise self.refusal(e) from None
+        except AttachmentLimit as e:
+            raise self.file_steps.refusal(e) from None
         return user_id, turn
 
     async def chat(self, message: str, conversation_id: str, model: str, system_prompt: str,
                    temperature: float, top_p: float, max_new_tokens: float, web_search: bool,
-                   token: str, session: dict | None, request: gr.Request,
-                   profile: gr.OAuthProfile | None = None):
-        """Answer `message` in conversation `conversation_id` ("" starts a new one).
+                   token: str, session: dict | None, files: list | None = None,
+                   request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Answer `message` in conversation `conversation_id` ("" starts a new one), with
+        optional `files` (documents; images for vision models).
 
         Yields (chat messages, session, turn info)."""
         opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens,
@@ -336,7 +356,7 @@ class Handlers:
         conv_id = conversation_id or ""
         try:
             user_id, turn = await self._start(message, conv_id or None, opts, token, profile,
-                                              missing_ok=False)
+                                              missing_ok=False, files=files)
         except NotFound:
             raise gr.Error("This conversation does not exist.", title="Not found") from None
         if turn is None:
@@ -351,10 +371,14 @@ class Handlers:
                       profile: gr.OAuthProfile | None = None):
         """The browser's send: like `chat` in the conversation on screen; a new conversation
         is listed in the sidebar as soon as its first message is stored."""
+        from .attachments.flow import split_message
+
         session = session or new_session()
         opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens,
                             web_search)
-        user_id, turn = await self._start(message, session.get("conv"), opts, token, profile)
+        message, files = split_message(message)  # the input's {"text", "files"}
+        user_id, turn = await self._start(message, session.get("conv"), opts, token, profile,
+                                          files=files)
         if turn is None:
             yield gr.skip(), session, {}, gr.skip()
             return

@@ -32,6 +32,9 @@ class Turn:
     message: str = ""  # the stored text of the user message being answered
     # The answers-at-once slot this turn already holds (taken by `History.begin`), or None.
     lease_id: str | None = None
+    # The conversation holds attachments (documents to search, images to send): the turn
+    # looks them up (chatui/attachments/flow.py); without any it skips that trip.
+    has_attachments: bool = False
 
 
 @dataclass
@@ -50,14 +53,19 @@ def title_from(message: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def _view_with_votes(branch: list[dict], show_model: bool = False
-                     ) -> tuple[list[dict], list, list]:
+def _view_with_votes(branch: list[dict], show_model: bool = False,
+                     bubbles: dict[str, str] | None = None) -> tuple[list[dict], list, list]:
     """Also the vote per assistant message, as Gradio's `feedback_value` wants it.
 
-    show_model: start each answer with a line naming the model that wrote it."""
+    show_model: start each answer with a line naming the model that wrote it.
+    bubbles: user message id -> a bubble showing its attachments, shown above its text (its
+    id is "": it is not a message of its own, so it cannot be edited into one)."""
     messages, ids, votes = [], [], []
     for m in branch:
         if m["role"] == "user":
+            if bubbles and m["id"] in bubbles:
+                messages.append({"role": "user", "content": bubbles[m["id"]]})
+                ids.append("")
             messages.append({"role": "user", "content": m["content"]})
             ids.append(m["id"])
         else:
@@ -111,7 +119,13 @@ class History:
         """(chat messages, store id per message, vote per chat message)."""
         self.store.get_conversation(user_id, conv_id)
         self.store.interrupt_stale(conv_id, older_than=self.stale_after)
-        return _view_with_votes(self.store.branch(user_id, conv_id), self.show_model)
+        return _view_with_votes(self.store.branch(user_id, conv_id), self.show_model,
+                                self._bubbles(user_id, conv_id))
+
+    def _bubbles(self, user_id: str, conv_id: str) -> dict[str, str]:
+        from .attachments.flow import conversation_bubbles
+
+        return conversation_bubbles(self.store, user_id, conv_id)
 
     def length(self, user_id: str, conv_id: str) -> int:
         """Messages in the branch on screen (NotFound when not the user's conversation)."""
@@ -203,11 +217,14 @@ class History:
             if not conv_id or not missing_ok:
                 raise
             t = self.store.begin_turn(user_id, None, message, **args)
-        shown, ids, votes = _view_with_votes(t["branch"], self.show_model)
+        has = bool(t.get("has_attachments"))
+        shown, ids, votes = _view_with_votes(
+            t["branch"], self.show_model,
+            self._bubbles(user_id, t["conversation_id"]) if has and t["branch"] else None)
         return Turn(t["conversation_id"], t["user_message_id"], _prompt(t["branch"]),
                     t["new_conversation"], assistant_message_id=t["assistant_message_id"],
                     ids=ids, shown=shown, votes=votes, message=message,
-                    lease_id=t["lease_id"])
+                    lease_id=t["lease_id"], has_attachments=has)
 
     def _before(self, user_id: str, conv_id: str, user_message_id: str
                 ) -> tuple[dict, list[dict], tuple[list, list, list]]:
@@ -216,7 +233,8 @@ class History:
         if msg["role"] != "user" or msg["conversation_id"] != conv_id:
             raise NotFound("no such message")
         before = self.store.branch(user_id, conv_id, leaf_id=user_message_id)[:-1]
-        return msg, before, _view_with_votes(before, self.show_model)
+        return msg, before, _view_with_votes(before, self.show_model,
+                                             self._bubbles(user_id, conv_id))
 
     def retry(self, user_id: str, conv_id: str, user_message_id: str) -> Turn:
         """Another answer to an existing user message: a sibling of the previous answers.
@@ -224,7 +242,8 @@ class History:
         msg, before, (shown, ids, votes) = self._before(user_id, conv_id, user_message_id)
         self.store.set_current_leaf(user_id, conv_id, user_message_id, descend=False)
         return Turn(conv_id, user_message_id, _prompt(before), ids=ids, shown=shown,
-                    votes=votes, message=msg["content"])
+                    votes=votes, message=msg["content"],
+                    has_attachments=self.store.count_attachments(user_id, conv_id) > 0)
 
     def edit(self, user_id: str, conv_id: str, user_message_id: str, new_text: str) -> Turn:
         """An edited user message: a sibling of the original under the same parent."""
@@ -233,7 +252,8 @@ class History:
                                      parent_id=old["parent_id"])
         self._title_follows_branch(user_id, conv_id, user_message_id, msg)
         return Turn(conv_id, msg, _prompt(before), ids=ids, shown=shown, votes=votes,
-                    message=new_text)
+                    message=new_text,
+                    has_attachments=self.store.count_attachments(user_id, conv_id) > 0)
 
     def continue_turn(self, user_id: str, conv_id: str, answer_id: str) -> tuple[Turn, dict]:
         """Generate more of an answer cut at the length limit: (turn, the stored answer)."""

@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import gradio as gr
 
-from .sanitize import BLOCKED_TAGS, sanitize_message
+from .sanitize import BLOCKED_TAGS, INLINE_DATA_IMAGES, sanitize_message
 
 __all__ = ["SafeChatbot", "safe_chatbot", "safe_message"]
 
@@ -56,18 +56,26 @@ def _with_hosts(hosts: tuple[str, ...]) -> type[SafeChatbot]:
     return _NoStubs("SafeChatbot", (SafeChatbot,), {"image_hosts": hosts})
 
 
-def safe_chatbot(*, image_hosts: list[str] | tuple[str, ...] = (), **kwargs) -> SafeChatbot:
-    """A SafeChatbot; `image_hosts` are the hosts whose https images may show inline."""
+def safe_chatbot(*, image_hosts: list[str] | tuple[str, ...] = (), inline_images: bool = False,
+                 **kwargs) -> SafeChatbot:
+    """A SafeChatbot; `image_hosts` are the hosts whose https images may show inline;
+    `inline_images`: the user's messages may show base64 data-URL images (the previews of
+    images attached to a message)."""
     hosts = tuple(image_hosts)
     kwargs.setdefault("sanitize_html", True)
     # Third line of defence, in the browser: Gradio shows these tags as text should one
-    # ever reach the rendered HTML ("img" stays when images from some hosts are allowed).
-    kwargs.setdefault("allow_tags", [t for t in BLOCKED_TAGS if not (hosts and t == "img")])
+    # ever reach the rendered HTML ("img" stays when some images are allowed: the sanitizer
+    # still turns every other image into a link, and the CSP loads none from elsewhere).
+    kwargs.setdefault("allow_tags", [t for t in BLOCKED_TAGS
+                                     if not ((hosts or inline_images) and t == "img")])
     return (_with_hosts(hosts) if hosts else SafeChatbot)(**kwargs)
 
 
 def safe_message(message, image_hosts=(), latex_delimiters=None):
     """One chat message as the browser may receive it."""
+    role = message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+    if role == "user":  # attached images' previews (data URLs) show in the user's own bubbles
+        image_hosts = (*image_hosts, INLINE_DATA_IMAGES)
     # Gradio dedents string content (inspect.cleandoc) on its way to the browser, which can
     # change what is code. Dedent first, sanitize, and hand over a text part, which Gradio
     # passes unchanged: the sanitizer judges exactly the text the browser renders.

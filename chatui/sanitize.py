@@ -37,7 +37,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 __all__ = ["LATEX_DELIMITERS", "sanitize_markdown", "sanitize_message", "host_allowed",
-           "valid_host_pattern", "BLOCKED_TAGS"]
+           "valid_host_pattern", "BLOCKED_TAGS", "INLINE_DATA_IMAGES"]
 
 # The Chatbot's LaTeX delimiters. The sanitizer must cut math exactly where the browser
 # does, so safe_chatbot.py passes the component's own list; this is the app's default.
@@ -153,8 +153,19 @@ def valid_host_pattern(host: str) -> bool:
     return bool(re.fullmatch(rf"(\*\.)?{label}(\.{label})*", host))
 
 
+# Not a host: a marker in `image_hosts` (never valid in config) that also lets inline
+# `data:image/…;base64,…` images show. safe_chatbot.py adds it for the user's own messages,
+# where the app puts the previews of images attached to a message: a data URL loads nothing
+# from anywhere, and only raster types with a plain base64 body qualify (no SVG).
+INLINE_DATA_IMAGES = "data:image"
+_DATA_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}")
+
+
 def host_allowed(url: str, image_hosts: Iterable[str]) -> bool:
-    """Whether an image URL may load inline: https and an allow-listed host."""
+    """Whether an image URL may load inline: https and an allow-listed host (or, with
+    `INLINE_DATA_IMAGES` among the hosts, a base64 raster data URL)."""
+    if INLINE_DATA_IMAGES in image_hosts and url.startswith("data:"):
+        return _DATA_IMAGE.fullmatch(url) is not None
     try:
         parts = urlsplit(_clean_url(url))
         host = (parts.hostname or "").lower()

@@ -64,6 +64,7 @@ class Document:
     parts: list[DocPart] = field(default_factory=list)
     pages: int | None = None  # PDF page count
     title: str = ""  # the document's own title when it has one (HTML <title>, PDF metadata)
+    size: int = 0  # bytes of the file as uploaded
 
     @property
     def mime(self) -> str:
@@ -126,6 +127,7 @@ def extract_document(name: str, data: bytes, limits: DocumentLimits | None = Non
         log.info("document %r (%s) unreadable: %s: %s", shown, kind, type(e).__name__, e)
         raise AttachmentError(f"{shown}: the file is damaged or not a valid "
                               f"{_KIND_NAMES[kind]} and could not be read.") from None
+    doc.size = len(data)
     doc.parts = [p for p in doc.parts if any(s.text.strip() or s.heading for s in p.sections)]
     if not doc.parts:
         if kind == PDF:

@@ -155,3 +155,21 @@ def _reencode(name: str, im, fmt: str, limits: ImageLimits) -> ImageFile:
         im.save(out, format="PNG", optimize=False)
         mime = "image/png"
     return ImageFile(name, mime, out.getvalue(), im.width, im.height)
+
+
+PREVIEW_SIDE = 384
+
+
+def preview(image: ImageFile, side: int = PREVIEW_SIDE) -> tuple[str, bytes]:
+    """(mime, bytes) of a small JPEG (PNG when transparent) for the chat to show: the full
+    image would be sent to the browser again with every update of the conversation."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image.data)) as im:
+        im.thumbnail((side, side), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        if im.mode == "RGBA":
+            im.save(out, format="PNG", optimize=True)
+            return "image/png", out.getvalue()
+        im.convert("RGB").save(out, format="JPEG", quality=80, optimize=True)
+        return "image/jpeg", out.getvalue()

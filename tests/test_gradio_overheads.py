@@ -54,3 +54,58 @@ def test_streamed_updates_no_longer_search_for_matplotlib_and_analytics_are_rare
     assert plain_searches >= 200 and plain_frequency == 1      # Gradio's default behaviour
     searches, frequency = probe("trimmed")
     assert searches == 0 and frequency == 10_000
+
+
+IDLE_PROBE = """
+import asyncio, sys, time
+import gradio as gr
+from gradio_client import Client
+from chatui import gradio_overheads as go
+mode = sys.argv[1]
+if mode == "trimmed":
+    go.trim_gradio_overheads()
+from gradio import queueing
+sleeps = [0]
+real_sleep = queueing.asyncio.sleep
+async def counting(delay, result=None):
+    if delay == 0.001:
+        sleeps[0] += 1
+    return await real_sleep(delay, result)
+queueing.asyncio.sleep = counting
+with gr.Blocks() as demo:
+    box = gr.Textbox()
+    box.submit(lambda s: s[::-1], box, box, api_name="rev")
+demo.queue().launch(prevent_thread_lock=True, server_port=int(sys.argv[2]))
+client = Client(f"http://127.0.0.1:{sys.argv[2]}/", verbose=False)
+assert client.predict("abc", api_name="/rev") == "cba"
+sleeps[0] = 0
+go.idle_stats.update(woken=0, timed_out=0)
+time.sleep(2.0)                                  # idle
+idle = sleeps[0]
+answers = [client.predict(f"x{i}", api_name="/rev") for i in range(10)]
+assert answers == [f"{i}x" for i in range(10)], answers
+print("RESULT", idle, go.idle_stats["woken"], flush=True)
+demo.close()
+"""
+
+
+def idle_probe(mode: str) -> tuple[int, int]:
+    from tests.conftest import free_port
+
+    out = subprocess.run([sys.executable, "-c", IDLE_PROBE, mode, str(free_port())], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         env={"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                              "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                              "NO_PROXY": "127.0.0.1,localhost"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT"))
+    idle, woken = line.split()[1:]
+    return int(idle), int(woken)
+
+
+def test_an_idle_queue_sleeps_until_an_event_arrives_and_events_still_run():
+    plain_idle, _ = idle_probe("plain")
+    assert plain_idle >= 300                  # Gradio's own loop: a wake-up every 1 ms
+    idle, woken = idle_probe("trimmed")
+    assert idle <= 2.0 / 0.05 + 5             # at most one look per 50 ms while idle
+    assert woken >= 10                        # each of the 10 events woke the loop at once

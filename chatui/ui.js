@@ -84,6 +84,49 @@
     submit.click();
   }, true);
 
+  // 7. (issue 11) The address names the conversation on screen: /?c=<id>, or /?share=<id>
+  //    for a shared snapshot. ui.py calls show() when the open conversation changes (a
+  //    chat starts, one is opened or continued); Back/Forward and search hits press the
+  //    hidden #url-nav button, whose event reads location.search and opens what it names.
+  const openAddress = () => document.querySelector("#url-nav")?.click();
+  window.chatuiUrl = {
+    show(conv) {
+      if (!conv || typeof conv !== "string") return;
+      const u = new URL(window.location.href);
+      if (u.searchParams.get("c") === conv && !u.searchParams.has("share")) return;
+      u.searchParams.delete("share");
+      u.searchParams.set("c", conv);
+      window.history.pushState({ c: conv }, "", u);
+    },
+    shareLink(id) {
+      if (!id || typeof id !== "string" || id.includes("/")) return id;
+      const u = new URL(window.location.href);
+      u.search = "";
+      u.hash = "";
+      u.searchParams.set("share", id);
+      return u.href;
+    },
+  };
+  window.addEventListener("popstate", openAddress);
+  const clearAddress = (replace) => {
+    const u = new URL(window.location.href);
+    if (!u.search) return;
+    u.search = "";
+    window.history[replace ? "replaceState" : "pushState"]({}, "", u);
+  };
+  document.addEventListener("click", (e) => {
+    const hit = e.target.closest?.("a.chatui-search-hit");
+    if (hit) {
+      e.preventDefault();
+      window.history.pushState({}, "", new URL(hit.getAttribute("href"), window.location.href));
+      openAddress();
+    } else if (e.target.closest?.("#new-chat")) {
+      clearAddress(false);
+    } else if (e.target.closest?.("#confirm-delete-button")) {
+      clearAddress(true);                   // the deleted chat's address would say "not found"
+    }
+  });
+
   // 6. Each answer starts with a muted line naming its model (render.py model_line); the
   //    chat's Copy buttons copy message sources, so keep that line out of the clipboard.
   const MODEL_LINE = /^<small>[^<\n]*<\/small>\n*/gm;

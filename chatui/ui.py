@@ -47,6 +47,10 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
             if login:
                 gr.LoginButton()
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
+            # -- issue 11: search (sidebar.py); results are links ui.js opens in place --
+            search_box = gr.Textbox(placeholder="Search your chats…", show_label=False,
+                                    max_lines=1, elem_id="search")
+            search_results = gr.HTML(visible=False, elem_id="search-results")
             conversations = gr.Radio([], label="Conversations", elem_id="conversations",
                                      show_label=True, interactive=True)
             with gr.Accordion("Rename / delete", open=False):
@@ -63,6 +67,19 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                                                    elem_id="confirm-delete-button")
                         cancel_delete = gr.Button("Cancel", size="sm",
                                                   elem_id="cancel-delete-button")
+            # -- issue 11: share links of the branch on screen (sidebar.py) --
+            with gr.Accordion("Share", open=False, elem_id="share-accordion"):
+                share_btn = gr.Button("Share this conversation", size="sm",
+                                      elem_id="share-conversation")
+                share_link = gr.Textbox(label="Link (read-only snapshot)", visible=False,
+                                        interactive=False, buttons=["copy"],
+                                        elem_id="share-link")
+                my_links = gr.Dropdown([], label="Your links", elem_id="my-links")
+                revoke_btn = gr.Button("Revoke link", size="sm", variant="stop",
+                                       elem_id="revoke-share")
+            # The address bar's conversation (ui.js presses this on Back/Forward).
+            url_nav = gr.Button("Open address", visible="hidden", elem_id="url-nav")
+            url_query = gr.Textbox(visible=False)
             with gr.Accordion("Settings", open=False):
                 system_prompt = gr.Textbox(default.system_prompt, label="System prompt", lines=3,
                                            elem_id="system-prompt")
@@ -82,6 +99,13 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     model = gr.Dropdown(model_names, value=default.name, label="Model", scale=3,
                                         elem_id="model")
                     model_info = gr.Markdown(_model_info(default), elem_id="model-info")
+                # -- issue 11: a shared conversation (/?share=<id>), read-only --
+                with gr.Group(visible=False, elem_id="share-view") as share_box:
+                    share_md = gr.Markdown(elem_id="share-banner")
+                    continue_share_btn = gr.Button("Continue this conversation",
+                                                   variant="primary", visible=False,
+                                                   elem_id="continue-share")
+                share_state = gr.State(None)
                 # Sanitizes every message it sends to the browser (safe_chatbot.py).
                 chatbot = safe_chatbot(
                     image_hosts=settings.render.image_hosts,
@@ -262,7 +286,9 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
             tok, convs = h.init_session(tok, profile)
             return tok, convs, gr.Tab(visible=dashboard.tab_visible(login, profile))
 
-        demo.load(on_load, [token], [token, conversations, feedback_tab], **private)
+        page_load = demo.load(on_load, [token], [token, conversations, feedback_tab],
+                              **private)
+        _wire_issue_11(h, page_load, locals())
     demo.css, demo.js = CSS, JS
     return demo
 
@@ -270,3 +296,50 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
 def _model_info(spec) -> str:
     desc = spec.description or spec.type
     return f"{desc} · {spec.context_length:,}-token context"
+
+
+# -- issue 11: the address bar, search and share links (handlers: sidebar.py) --------------
+def _wire_issue_11(h: Handlers, page_load, c: dict) -> None:
+    """Events of the URL / search / share parts; ``c`` is build_ui's components by name."""
+    from .sidebar import Sidebar
+
+    sb = Sidebar(h)
+    private = {"api_visibility": "private", "queue": False}
+    chatbot, session, conversations, token = (c["chatbot"], c["session"], c["conversations"],
+                                              c["token"])
+    share_box, share_md, share_state = c["share_box"], c["share_md"], c["share_state"]
+    show_nav = {"fn": h.nav, "inputs": [token, session],
+                "outputs": [c["answer_nav"], c["nav_label"], c["question_nav"],
+                            c["question_label"], c["continue_btn"]], **private}
+    # What the address names (?c= / ?share=), on load (after the token exists) and on
+    # Back/Forward or a search hit (ui.js presses #url-nav): the browser sends location.search.
+    from_url = {"fn": sb.open_from_url, "inputs": [c["url_query"], token],
+                "outputs": [chatbot, session, conversations, share_box, share_md, share_state,
+                            c["continue_share_btn"]],
+                "js": "(q, tok) => [window.location.search, tok]", **private}
+    page_load.then(**from_url).then(**show_nav)
+    # always_last: Back twice in a row must end on the second address, not drop it.
+    c["url_nav"].click(**from_url, trigger_mode="always_last").then(**show_nav)
+    # The conversation on screen changed (opened, started, continued): put it in the address.
+    conversations.change(None, [conversations], None,
+                         js="(conv) => { window.chatuiUrl?.show(conv); }", **private)
+    c["new_chat"].click(lambda: (gr.update(visible=False), None), None,
+                        [share_box, share_state], **private)
+    c["search_box"].change(sb.search, [c["search_box"], token], [c["search_results"]],
+                           trigger_mode="always_last", **private)
+    share_link, my_links = c["share_link"], c["my_links"]
+    c["share_btn"].click(sb.share, [session, token], [share_link, my_links], **private
+                         ).success(None, [share_link], [share_link],
+                                   js="(id) => window.chatuiUrl ? window.chatuiUrl.shareLink(id)"
+                                      " : id", **private)
+    c["revoke_btn"].click(sb.revoke, [my_links, token], [my_links], **private)
+    page_load.then(sb.share_choices, [token], [my_links], **private)
+    c["continue_share_btn"].click(sb.continue_share, [share_state, token],
+                                  [chatbot, session, conversations, share_box, share_state],
+                                  api_name="continue_share_ui", **private).then(**show_nav)
+    for fn, name in [(sb.api_search, "search_conversations"),
+                     (sb.api_share, "share_conversation"),
+                     (sb.api_list_shares, "list_shares"), (sb.api_revoke_share, "revoke_share"),
+                     (sb.api_open_share, "open_share"),
+                     (sb.api_continue_share, "continue_share")]:
+        gr.api(fn, api_name=name, queue=False)

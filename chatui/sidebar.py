@@ -1,0 +1,169 @@
+"""Handlers of issue 11: a conversation's own URL, search, share links — and their API twins.
+
+Layout and wiring stay in ui.py (the Sidebar block); turn logic stays in handlers.py. Identity
+is always `Handlers.user` (the caller's token, or the OAuth profile), so everything here is
+owner-only exactly as the rest of the app: another user's conversation id, or a share link
+that was revoked or never existed, is "not found" with the same sentence as a missing one.
+
+URLs: ``/?c=<conversation id>`` reopens one of the caller's conversations; ``/?share=<id>``
+shows a read-only snapshot anyone with the link may see and copy ("Continue this
+conversation"). ui.js keeps the address bar in step (pushState when a chat starts or is
+opened, popstate on Back), and sends the address back here through `open_from_url`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import gradio as gr
+
+from .handlers import Handlers, new_session
+from .share_page import NOT_FOUND_BANNER, search_results_html, share_banner, share_messages
+from .store import NotFound
+from .store.search import query_terms
+
+NOT_FOUND = "This conversation does not exist."
+SHARE_NOT_FOUND = "This shared conversation was not found."
+CONV_NOT_FOUND_BANNER = ("**This conversation does not exist** in your history (it was "
+                         "deleted, or the link belongs to someone else's account).")
+MAX_QUERY_CHARS = 500
+
+
+def _param(query: str | None, name: str) -> str | None:
+    if not isinstance(query, str):
+        return None
+    values = parse_qs(query.lstrip("?"), keep_blank_values=False).get(name)
+    return values[0] if values else None
+
+
+class Sidebar:
+    def __init__(self, h: Handlers):
+        self.h = h
+        self.history = h.history
+        self.store = h.history.store
+
+    # -- the address bar -------------------------------------------------------------------
+    def open_from_url(self, query: str | None, token: str,
+                      profile: gr.OAuthProfile | None = None):
+        """Page load and Back/Forward: what ``?c=`` / ``?share=`` name, else leave the page
+        as it is. Outputs: chatbot, session, conversations, share box, share banner, the
+        share id shown."""
+        share_id, conv_id = _param(query, "share"), _param(query, "c")
+        if share_id:
+            try:
+                share = self.store.get_share(share_id)
+            except NotFound:
+                return ([], new_session(), gr.Radio(value=None), gr.update(visible=True),
+                        NOT_FOUND_BANNER, None, gr.update(visible=False))
+            chat = share_messages(share["messages"], self.history.show_model)
+            return (chat, new_session(), gr.Radio(value=None), gr.update(visible=True),
+                    share_banner(share["title"], share["created_at"]), share["id"],
+                    gr.update(visible=True))
+        hide = (gr.update(visible=False), "", None, gr.update(visible=False))
+        if not conv_id:
+            return ([], new_session(), gr.Radio(value=None), *hide)
+        user_id = self.h.user(token, profile)
+        try:
+            messages, ids, votes = self.history.load(user_id, conv_id)
+        except NotFound:
+            # A banner, not an error badge on every output: the page stays usable.
+            return ([], new_session(), gr.Radio(value=None), gr.update(visible=True),
+                    CONV_NOT_FOUND_BANNER, None, gr.update(visible=False))
+        return (gr.Chatbot(messages, feedback_value=votes), {"conv": conv_id, "ids": ids},
+                gr.Radio(value=conv_id), *hide)
+
+    # -- search ----------------------------------------------------------------------------
+    def search(self, query: str | None, token: str, profile: gr.OAuthProfile | None = None):
+        """The sidebar's search box → HTML list of matching conversations (links)."""
+        query = (query or "")[:MAX_QUERY_CHARS]
+        if not query.strip():
+            return gr.update(value="", visible=False)
+        results = self.store.search_conversations(self.h.user(token, profile), query, limit=20)
+        return gr.update(value=search_results_html(results, query_terms(query), query),
+                         visible=True)
+
+    # -- share links -----------------------------------------------------------------------
+    def share(self, session: dict | None, token: str, profile: gr.OAuthProfile | None = None):
+        """Share the branch on screen → (share id for the link box, the refreshed list)."""
+        user_id = self.h.user(token, profile)
+        conv_id = (session or {}).get("conv")
+        if not conv_id:
+            raise gr.Error("Open or start a conversation first, then share it.")
+        try:
+            share_id = self.store.share_conversation(user_id, conv_id)
+        except NotFound:
+            raise gr.Error(NOT_FOUND, title="Not found") from None
+        return gr.update(value=share_id, visible=True), self.share_choices(token, profile)
+
+    def share_choices(self, token: str, profile: gr.OAuthProfile | None = None):
+        links = self.store.list_shares(self.h.user(token, profile))
+        return gr.Dropdown(choices=[(f"{s['title'] or 'Untitled'} · {s['id'][:6]}…", s["id"])
+                                    for s in links], value=None)
+
+    def revoke(self, share_id: str | None, token: str, profile: gr.OAuthProfile | None = None):
+        if not share_id:
+            raise gr.Error("Pick one of your links first.")
+        try:
+            self.store.revoke_share(self.h.user(token, profile), share_id)
+        except NotFound:
+            raise gr.Error(SHARE_NOT_FOUND, title="Not found") from None
+        gr.Info("Link revoked: it now shows \"not found\".")
+        return self.share_choices(token, profile)
+
+    def continue_share(self, share_id: str | None, token: str,
+                       profile: gr.OAuthProfile | None = None):
+        """Copy the shared snapshot into the viewer's history and open it there."""
+        user_id = self.h.user(token, profile)
+        try:
+            conv_id = self.store.continue_share(user_id, share_id or "")
+        except NotFound:
+            raise gr.Error(SHARE_NOT_FOUND, title="Not found") from None
+        chat, session = self.h.open_conversation(conv_id, token, profile)
+        return (chat, session, gr.Radio(choices=self.history.conversations(user_id),
+                                        value=conv_id), gr.update(visible=False), None)
+
+    # -- API twins (gr.api reads the type hints; identity = the caller's token) -------------
+    def api_search(self, query: str, token: str) -> list:
+        """The caller's conversations matching ``query``: [{"id", "title", "snippet",
+        "updated_at"}], best first."""
+        if not isinstance(query, str) or len(query) > MAX_QUERY_CHARS:
+            raise gr.Error(f"The search must be text of at most {MAX_QUERY_CHARS} characters.")
+        return [{k: r[k] for k in ("id", "title", "snippet", "updated_at")}
+                for r in self.store.search_conversations(self.h.user(token), query, limit=20)]
+
+    def api_share(self, conversation_id: str, token: str) -> str:
+        """Share the branch on screen of one of the caller's conversations: the share id
+        (the page shows it at ``/?share=<id>``)."""
+        try:
+            return self.store.share_conversation(self.h.user(token), conversation_id)
+        except NotFound:
+            raise gr.Error(NOT_FOUND, title="Not found") from None
+
+    def api_list_shares(self, token: str) -> list:
+        """The caller's share links, newest first: [{"id", "conversation_id", "title",
+        "created_at", "message_count"}]."""
+        return self.store.list_shares(self.h.user(token))
+
+    def api_revoke_share(self, share_id: str, token: str) -> str:
+        try:
+            self.store.revoke_share(self.h.user(token), share_id)
+        except NotFound:
+            raise gr.Error(SHARE_NOT_FOUND, title="Not found") from None
+        return "revoked"
+
+    def api_open_share(self, share_id: str) -> dict:
+        """A shared conversation, for anyone with its id: {"title", "created_at",
+        "messages"} (chat messages as the page shows them)."""
+        try:
+            share = self.store.get_share(share_id)
+        except NotFound:
+            raise gr.Error(SHARE_NOT_FOUND, title="Not found") from None
+        return {"title": share["title"], "created_at": share["created_at"],
+                "messages": share_messages(share["messages"], self.history.show_model)}
+
+    def api_continue_share(self, share_id: str, token: str) -> str:
+        """Copy a shared conversation into the caller's history: the new conversation id."""
+        try:
+            return self.store.continue_share(self.h.user(token), share_id)
+        except NotFound:
+            raise gr.Error(SHARE_NOT_FOUND, title="Not found") from None

@@ -1,0 +1,170 @@
+"""Issue 11 in real Chromium against `python app.py` (model: the OpenAI-wire fake server):
+a conversation's address changes when it starts or is opened; reload and Back reopen it;
+another browser gets "not found" for it; search finds and opens it; a share link opens in a
+fresh browser context without the owner's token, "Continue" copies it, and a revoked link
+shows "not found"."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.conftest import start_app, stop_process
+from tests.wire import WireServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CONFIG = """
+models:
+  - name: wire
+    type: openai
+    endpoint_url: {url}/v1
+    context_length: 2048
+    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 32}}
+storage:
+  db_path: {{db}}
+"""
+CONV_URL = re.compile(r"\?c=[0-9a-f]{32}$")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    with WireServer() as wire:
+        wire.config.tokens, wire.config.token_text = 8, "answer "
+        proc, url = start_app(tmp_path_factory.mktemp("conv-browser"),
+                              CONFIG.format(url=wire.url))
+        try:
+            yield url
+        finally:
+            stop_process(proc)
+
+
+def open_page(context, url):
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    return page
+
+
+def send_and_wait(page, text):
+    page.fill("#input textarea", text)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('[data-testid=\"user\"]')]"
+        ".some(u => u.innerText.includes(t))", arg=text, timeout=30_000)
+    page.wait_for_selector("#input .submit-button", timeout=60_000)
+
+
+def chat_shows(page, text, timeout=20_000):
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('[data-testid=\"user\"]')]"
+        ".some(u => u.innerText.includes(t))", arg=text, timeout=timeout)
+
+
+def chat_lacks(page, text, timeout=20_000):
+    page.wait_for_function(
+        "t => ![...document.querySelectorAll('[data-testid=\"user\"]')]"
+        ".some(u => u.innerText.includes(t))", arg=text, timeout=timeout)
+
+
+def wait_url(page, predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate(page.url):
+            return page.url
+        time.sleep(0.1)
+    raise AssertionError(f"address never matched: {page.url}")
+
+
+def test_address_reload_back_search_and_isolation(app_url, browser):
+    owner = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = open_page(owner, app_url)
+    send_and_wait(page, "Tell me about the okapi")
+    first = wait_url(page, lambda u: CONV_URL.search(u))          # a chat starts: its URL
+    page.click("#new-chat")
+    wait_url(page, lambda u: "?c=" not in u)
+    chat_lacks(page, "okapi")
+    send_and_wait(page, "Now about the narwhal")
+    second = wait_url(page, lambda u: CONV_URL.search(u) and u != first)
+
+    page.reload()                                                   # reload reopens it
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    chat_shows(page, "narwhal")
+    assert page.url == second
+    page.go_back()                                                  # Back reopens the first
+    wait_url(page, lambda u: u == app_url)
+    page.go_back()
+    wait_url(page, lambda u: u == first)
+    chat_shows(page, "okapi")
+    chat_lacks(page, "narwhal")
+    page.wait_for_function("() => document.querySelector('#conversations input:checked')"
+                           "?.closest('label')?.innerText.includes('okapi')", timeout=10_000)
+    page.go_forward()
+    page.go_forward()
+    wait_url(page, lambda u: u == second)
+    chat_shows(page, "narwhal")
+
+    # search: the snippet, then a click opens that conversation and names it in the address
+    page.fill("#search textarea, #search input", "okap")
+    hit = page.wait_for_selector("#search-results a.chatui-search-hit", timeout=15_000)
+    assert "okapi" in hit.inner_text().lower()
+    assert page.inner_html("#search-results").count("<mark>") >= 1
+    hit.click()
+    wait_url(page, lambda u: u == first)
+    chat_shows(page, "okapi")
+
+    # another browser (its own token) gets "not found" for the owner's address
+    stranger = browser.new_context()
+    other = open_page(stranger, first)
+    other.wait_for_selector("text=does not exist", timeout=15_000)
+    assert "okapi" not in other.inner_text("#chatbot")
+    other.fill("#search textarea, #search input", "okapi")
+    other.wait_for_selector("#search-results", state="visible", timeout=15_000)
+    other.wait_for_selector("text=No conversations match", timeout=15_000)
+    stranger.close()
+    owner.close()
+
+
+def test_share_link_fresh_context_continue_and_revoke(app_url, browser):
+    owner = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = open_page(owner, app_url)
+    send_and_wait(page, "Share this question about comets")
+    wait_url(page, lambda u: CONV_URL.search(u))
+    page.click(".sidebar button:has-text('Share') >> nth=0")
+    page.click("#share-conversation")
+    page.wait_for_function("() => (document.querySelector('#share-link textarea, #share-link "
+                           "input')?.value || '').includes('?share=')", timeout=15_000)
+    link = page.eval_on_selector("#share-link textarea, #share-link input", "e => e.value")
+    assert link.startswith(app_url.rstrip("/")) and "?share=" in link
+    send_and_wait(page, "A later message that is not shared")
+
+    # a fresh context: no token of the owner's, nothing in its localStorage
+    viewer_ctx = browser.new_context()
+    viewer = open_page(viewer_ctx, link)
+    viewer.wait_for_selector("#share-view", state="visible", timeout=15_000)
+    chat_shows(viewer, "comets")
+    assert "not shared" not in viewer.inner_text("#chatbot")
+    assert "answer" in viewer.inner_text("#chatbot")
+    viewer.click("#continue-share")
+    wait_url(viewer, lambda u: CONV_URL.search(u) and "share=" not in u)
+    viewer.wait_for_function("() => document.querySelector('#conversations')"
+                             ".innerText.includes('comets')", timeout=15_000)
+    copy_url = viewer.url
+    viewer.reload()                                   # the copy is the viewer's own now
+    viewer.wait_for_selector("#input textarea", timeout=30_000)
+    chat_shows(viewer, "comets")
+    assert viewer.url == copy_url
+
+    # the owner revokes: the link now says "not found"
+    page.wait_for_function("() => document.querySelector('#my-links')", timeout=10_000)
+    page.click("#my-links input")
+    page.get_by_role("option").first.click()
+    page.click("#revoke-share")
+    time.sleep(1.0)
+    gone = open_page(viewer_ctx, link)
+    gone.wait_for_selector("text=This shared conversation was not found", timeout=15_000)
+    assert "comets" not in gone.inner_text("#chatbot")
+    viewer_ctx.close()
+    owner.close()

@@ -82,7 +82,8 @@ def battle_sample(client, i: int) -> dict:
     outs = job.communicator.job.outputs          # a TimedList (see _common.timed_client)
     a = _first_text(outs, lambda o: o[0])
     b = _first_text(outs, lambda o: o[1])
-    return {"ttft_a": a - t0, "ttft_b": b - t0, "done": outs.times[-1] - t0}
+    return {"ttft_a": a - t0, "ttft_b": b - t0, "done": outs.times[-1] - t0,
+            "first_update": outs.times[0] - t0}
 
 
 def chat_pair_sample(client, i: int) -> list[dict]:
@@ -96,7 +97,8 @@ def chat_pair_sample(client, i: int) -> list[dict]:
         job.result()
         outs = job.communicator.job.outputs
         first = _first_text(outs, lambda o: o[0])
-        results[k] = {"ttft": first - t0, "done": outs.times[-1] - t0}
+        results[k] = {"ttft": first - t0, "done": outs.times[-1] - t0,
+                      "first_update": outs.times[0] - t0}
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
     for t in threads:
@@ -146,6 +148,11 @@ def main() -> None:
         "battle_slower_side_ms_p50": pct(slower, 0.5),
         "battle_slower_side_ms_p95": pct(slower, 0.95),
         "chat_c2_ms_p50": pct(chat_ms, 0.5), "chat_c2_ms_p95": pct(chat_ms, 0.95),
+        # the first update (the question, before any token): the app's own share
+        "battle_first_update_ms_p50": statistics.median(s["first_update"] * 1e3
+                                                        for s in battles),
+        "chat_c2_first_update_ms_p50": statistics.median(s["first_update"] * 1e3
+                                                         for s in chats),
         "battle_done_s_p50": statistics.median(s["done"] for s in battles),
         "chat_c2_done_s_p50": statistics.median(s["done"] for s in chats),
         "samples": args.samples, "tokens": args.tokens, "token_delay_s": args.token_delay,
@@ -175,6 +182,8 @@ def main() -> None:
     print(f"{'battle, slower side':28s} {ttft['battle_slower_side_ms_p50']:>8.1f} "
           f"{ttft['battle_slower_side_ms_p95']:>8.1f}")
     print(f"{'chat, 2 at once':28s} {ttft['chat_c2_ms_p50']:>8.1f} {ttft['chat_c2_ms_p95']:>8.1f}")
+    print(f"first update (the question), p50: battle {ttft['battle_first_update_ms_p50']:.1f} ms,"
+          f" chat {ttft['chat_c2_first_update_ms_p50']:.1f} ms")
     print(f"\n{'battles':>8} {'fit':>9} {'fit+200 boot':>13}")
     for f in fits:
         print(f"{f['battles']:>8} {f['fit_s'] * 1e3:>7.1f}ms {f['fit_plus_200_bootstrap_s'] * 1e3:>11.0f}ms")

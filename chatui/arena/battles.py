@@ -201,11 +201,18 @@ class BattleService:
         beats = [asyncio.create_task(self._beat(owner, s["assistant_message_id"],
                                                 lambda r=r: r.text))
                  for s, r in zip(bt.sides, bt.results)]
+        started = [False, False]
+
+        def interval() -> float:
+            # Each side's first token goes out at once (time-to-first-token is what users
+            # feel): one coalescing interval for both sides would hold the second one back.
+            return self.interval() if all(started) else 0.0
+
         try:
             yield shown[0], shown[1], dict(info, writing=True)
             with self.interval:
-                async for snaps in until(coalesce(self._merged(user_id, bt),
-                                                  self.interval), stop):
+                async for snaps in until(coalesce(self._merged(user_id, bt, started),
+                                                  interval), stop):
                     yield (mask(shown[0] + snaps[0], names), mask(shown[1] + snaps[1], names),
                            dict(info, writing=True))
         finally:
@@ -215,7 +222,8 @@ class BattleService:
         a, b = await asyncio.to_thread(self.views, user_id, bt.battle_id)
         yield a, b, self.public_state(user_id, bt.battle_id)
 
-    async def _merged(self, user_id: str, bt: BattleTurn) -> AsyncIterator[list[list[dict]]]:
+    async def _merged(self, user_id: str, bt: BattleTurn, started: list[bool]
+                      ) -> AsyncIterator[list[list[dict]]]:
         queue: asyncio.Queue = asyncio.Queue()
         latest: list[list[dict]] = [[], []]
 
@@ -252,6 +260,7 @@ class BattleService:
                     done += 1
                     continue
                 latest[i] = snap
+                started[i] = started[i] or bool(bt.results[i].text)
                 yield [list(latest[0]), list(latest[1])]
         finally:
             for task in tasks:

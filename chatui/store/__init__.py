@@ -137,6 +137,12 @@ stores a message's files with it):
 ``message_images(user_id, message_id) -> list[dict]``  with ``data``.
 ``get_attachment(user_id, attachment_id) -> dict``; ``count_attachments(user_id, conv_id)``.
 
+Arena battles (see `chatui.store.battles`): ``begin_battle_turn`` (both sides' message and
+answers in one transaction, two answers against the limits), ``settle_battle_turn``
+(identical answers → tie), ``set_battle_vote``, ``get_battle``, ``battle_branches``,
+``list_battles``, ``delete_battle``; across users ``battle_outcomes``, ``battle_pair_counts``,
+``iter_battle_votes``. A battle's two conversations are owned by ``arena_owner(user_id)``.
+
 Errors: `StoreError` (cannot open / migrate / write; one line naming the database and the
 reason), `NotFound(StoreError, KeyError)`, `InvalidArgument(StoreError, ValueError)`,
 `LimitReached(StoreError)` (``kind``, ``limit``, ``busy``, ``retry_after``).

@@ -343,12 +343,17 @@ class Handlers:
 
     async def chat(self, message: str, conversation_id: str, model: str, system_prompt: str,
                    temperature: float, top_p: float, max_new_tokens: float, web_search: bool,
-                   token: str, session: dict | None, files: list | None = None,
-                   request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        """Answer `message` in conversation `conversation_id` ("" starts a new one), with
-        optional `files` (documents; images for vision models).
+                   token: str, session: dict | None, request: gr.Request,
+                   profile: gr.OAuthProfile | None = None):
+        """Answer `message` in conversation `conversation_id` ("" starts a new one).
 
-        Yields (chat messages, session, turn info)."""
+        `message` is text, or the input's own form {"text": …, "files": [uploaded files]}
+        for documents (and images, for vision models). Files travel inside the message, not
+        as an argument of their own: raw callers send every input, so a new one would break
+        them. Yields (chat messages, session, turn info)."""
+        from .attachments.flow import split_message
+
+        message, files = split_message(message)
         opts = self.options(model, system_prompt, temperature, top_p, max_new_tokens,
                             web_search)
         if conversation_id is not None and not isinstance(conversation_id, str):

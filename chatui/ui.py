@@ -12,6 +12,7 @@ from .handlers import REASONS, Handlers, new_session
 from .identity import browser_secret
 from .history import History
 from .safe_chatbot import safe_chatbot
+from .attachments.flow import accepted_suffixes
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},
@@ -109,6 +110,7 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                 # Sanitizes every message it sends to the browser (safe_chatbot.py).
                 chatbot = safe_chatbot(
                     image_hosts=settings.render.image_hosts,
+                    inline_images=settings.attachments.enabled,  # attached images' previews
                     elem_id="chatbot", label="Chat", show_label=False, height="68vh",
                     latex_delimiters=LATEX, sanitize_html=True, render_markdown=True,
                     editable="user", buttons=["copy", "copy_all"],
@@ -141,9 +143,15 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     web_search = gr.Checkbox(False, label="Search the web", scale=0,
                                              min_width=170, visible=settings.websearch.enabled,
                                              elem_id="web-search")
-                    textbox = gr.Textbox(placeholder="Ask anything…", show_label=False, lines=1,
-                                         max_lines=8, autofocus=True, submit_btn=True,
-                                         stop_btn=False, scale=8, elem_id="input")
+                    # -- issue 13: one input for text, documents and (vision models) images --
+                    textbox = gr.MultimodalTextbox(
+                        placeholder="Ask anything… (attach documents; images for models that "
+                                    "see them)", show_label=False, lines=1, max_lines=8,
+                        autofocus=True, submit_btn=True, stop_btn=False, scale=8,
+                        elem_id="input", file_count="multiple", sources=["upload"],
+                        file_types=accepted_suffixes(default.vision),
+                        # Long pasted text stays text (the message limit applies), not a file.
+                        max_plain_text_length=settings.limits.max_message_chars + 1)
             from .arena.ui import build_arena_tab  # Arena (issue 12): only when enabled
             build_arena_tab(h, token)
             # The operator's dashboard, its access check and its events: dashboard.py.
@@ -157,10 +165,10 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         gen_outputs = [chatbot, session, turn_info]
 
         def busy():
-            return gr.Textbox(value="", submit_btn=False, stop_btn=True)
+            return gr.MultimodalTextbox(value=None, submit_btn=False, stop_btn=True)
 
         def idle():
-            return gr.Textbox(submit_btn=True, stop_btn=False, interactive=True)
+            return gr.MultimodalTextbox(submit_btn=True, stop_btn=False, interactive=True)
 
         # The Chatbot's value is never an input of these events: what the chat shows is
         # rebuilt from the store (see handlers.py), so a client cannot make the app echo
@@ -168,7 +176,7 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         # Browser path: validate first (a refused message stays in the box), then move the
         # text out of the box and generate.
         pending = gr.State("")
-        ui_event = (textbox.submit(h.validate_message, [textbox], None, **private)
+        ui_event = (textbox.submit(h.validate_message, [textbox, model], None, **private)
                     .success(lambda m: (m, busy()), [textbox], [pending, textbox], **private)
                     .success(h.chat_ui, [pending, *gen_inputs], [*gen_outputs, conversations],
                              show_progress="hidden", api_name="chat_ui",
@@ -176,15 +184,21 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         # Named endpoints for gradio_client and bench/: one event, one round trip each.
         conversation_id = gr.Textbox(visible=False)
         api_button = gr.Button(visible=False)
+        # The API's message: text, or {"text", "files"} as the browser's input sends it.
+        api_message = gr.Textbox(visible=False)
         # preprocess=False on the two message events: the handler gets the raw JSON values
         # and checks every one itself (Handlers.options / check_message / user), which it
         # must do anyway for API callers. Gradio's per-input preprocess costs one worker-
         # thread trip per input (9 here) before the first token, and under load each trip
         # waits in the thread pool (bench_scale: p50 TTFT at 32 users 847 -> 675 ms).
         # File parts are still checked by Gradio (it moves/refuses them before this point).
-        api_event = api_button.click(h.chat, [textbox, conversation_id, *gen_inputs],
+        api_event = api_button.click(h.chat, [api_message, conversation_id, *gen_inputs],
                                      gen_outputs, api_name="chat", show_progress="hidden",
                                      preprocess=False)
+        # The attach button offers images only for a model that sees them.
+        model.change(lambda name: gr.MultimodalTextbox(
+            file_types=accepted_suffixes(settings.model(name).vision)), [model], [textbox],
+            **private)
         api_retry = gr.Button(visible=False)
         api_retry_event = api_retry.click(h.retry, [conversation_id, *gen_inputs], gen_outputs,
                                           api_name="retry", show_progress="hidden")

@@ -60,10 +60,12 @@ def rows(tmp, sql, args=()):
 
 
 def ask(client, message, model="plain", conv="", files=None):
-    kw = {"files": [handle_file(str(f)) for f in files]} if files else {}
+    """The /chat message as the browser's input sends it: {"text", "files"} with files."""
+    if files:
+        message = {"text": message, "files": [handle_file(str(f)) for f in files]}
     return client.predict(message=message, conversation_id=conv, model=model,
                           system_prompt="", temperature=0.5, top_p=0.9, max_new_tokens=8,
-                          web_search=False, token=TOKEN, api_name="/chat", **kw)
+                          web_search=False, token=TOKEN, api_name="/chat")
 
 
 def test_a_pdf_is_cited_by_page_and_searched_again_later(app, files):

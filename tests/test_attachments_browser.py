@@ -1,0 +1,103 @@
+"""Real Chromium: attach an image and a PDF in the one input, see them before sending, send,
+see them in the chat, and again after a reload (rebuilt from the store)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.attachment_files import filler_pages, make_image, make_pdf
+from tests.conftest import start_app, stop_process
+from tests.wire import WireServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+FACT = "The boiling point of mercury is 356.7 degrees Celsius at sea level."
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("attach-browser")
+    with WireServer() as upstream:
+        upstream.config.tokens = 3
+        proc, url = start_app(tmp, f"""
+models:
+  - {{name: eyes, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192,
+     vision: true}}
+  - {{name: plain, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192}}
+storage:
+  db_path: {{db}}
+""")
+        try:
+            yield url, upstream, tmp
+        finally:
+            stop_process(proc)
+
+
+def user_html(page) -> str:
+    return "\n".join(e.inner_html() for e in page.query_selector_all('[data-testid="user"]'))
+
+
+def test_attach_send_and_see_it_after_reload(browser, app, tmp_path):
+    url, upstream, _ = app
+    pages = filler_pages(3)
+    pages[2] += "\n\n" + FACT
+    pdf, png = tmp_path / "metals.pdf", tmp_path / "red.png"
+    pdf.write_bytes(make_pdf(pages))
+    png.write_bytes(make_image("PNG", (48, 32)))
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    # The attach button takes images only for a model that sees them (the default, "eyes").
+    accept = page.get_attribute("#input input[type=file]", "accept") or ""
+    assert ".png" in accept and ".pdf" in accept
+    page.set_input_files("#input input[type=file]", [str(png), str(pdf)])
+    # Before sending: a preview of the image and a file chip for the PDF, in the input.
+    page.wait_for_selector("#input img.thumbnail-image", timeout=15_000)
+    page.wait_for_function("() => document.querySelectorAll("
+                           "'#input [aria-label=\"File thumbnail\"]').length === 2",
+                           timeout=15_000)
+    assert "red.png" in page.get_attribute("#input img.thumbnail-image", "src")
+    page.fill("#input textarea", "What is the boiling point of mercury?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#input .stop-button", timeout=30_000)
+    page.wait_for_selector("#input .submit-button", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"bot\"]').length > 0"
+                           " && document.querySelector('#chatbot').innerText"
+                           ".includes('metals.pdf, page 3')", timeout=30_000)
+
+    sent = upstream.config.requests[-1]["messages"]
+    assert "[1] metals.pdf, page 3" in sent[0]["content"]
+    assert [p["type"] for p in sent[-1]["content"]] == ["text", "image_url"]
+
+    def check_history():
+        html = user_html(page)
+        assert '<img src="data:image/' in html, html[:500]
+        text = page.inner_text("#chatbot")
+        assert "metals.pdf" in text and "What is the boiling point of mercury?" in text
+        # The input is empty again: nothing left attached.
+        assert page.input_value("#input textarea") == ""
+        assert not page.query_selector("#input img")
+
+    check_history()
+    page.reload()
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    page.wait_for_selector("#conversations label", timeout=15_000)
+    page.click("#conversations label:has-text('What is the boiling point')")
+    page.wait_for_selector('[data-testid="user"] img', timeout=15_000)
+    check_history()
+    # Another browser (another anonymous user) sees none of it.
+    other = browser.new_context().new_page()
+    other.goto(url)
+    other.wait_for_selector("#input textarea", timeout=30_000)
+    other.wait_for_timeout(1000)
+    assert "boiling point" not in other.inner_text("#conversations")
+    other.context.close()
+
+    # A model without vision: the attach button no longer offers images.
+    page.click("#model input")
+    page.click("li:has-text('plain')")
+    page.wait_for_function("() => !(document.querySelector('#input input[type=file]')"
+                           ".getAttribute('accept') || '').includes('.png')", timeout=10_000)
+    assert ".pdf" in page.get_attribute("#input input[type=file]", "accept")
+    context.close()

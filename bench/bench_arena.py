@@ -186,7 +186,8 @@ def main() -> None:
           f" chat {ttft['chat_c2_first_update_ms_p50']:.1f} ms")
     print(f"\n{'battles':>8} {'fit':>9} {'fit+200 boot':>13}")
     for f in fits:
-        print(f"{f['battles']:>8} {f['fit_s'] * 1e3:>7.1f}ms {f['fit_plus_200_bootstrap_s'] * 1e3:>11.0f}ms")
+        print(f"{f['battles']:>8} {f['fit_s'] * 1e3:>7.1f}ms "
+              f"{f['fit_plus_200_bootstrap_s'] * 1e3:>11.0f}ms")
     print(f"wrote {args.json}")
 
 

@@ -124,3 +124,23 @@ def test_leaderboard_in_the_feedback_tab(browser, app):
     matrix = page.inner_text("#arena-win-matrix")
     assert "1.00" in matrix and "0.00" in matrix and "n=1" in matrix
     page.context.close()
+
+
+def test_stop_ends_both_answers_and_only_a_tie_remains(browser, app):
+    url, _ = app
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    open_arena(page, url)
+    page.fill("#arena-input textarea", "Tell me a long story.")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => ['a', 'b'].every(s => (document.querySelector(`#arena-${s} [data-testid=bot]`)"
+        " || {}).innerText?.includes('a'))", timeout=30_000)
+    page.click("#arena-input .stop-button")
+    page.wait_for_selector("#arena-vote-tie:not([disabled])", timeout=30_000)
+    for side in ("a", "b"):
+        assert "Stopped" in column_text(page, side)
+        text = column_text(page, side)
+        assert text.count("apple") + text.count("banana") < TOKENS   # cut before the end
+    assert page.is_disabled("#arena-vote-a") and page.is_disabled("#arena-vote-b")
+    assert page.is_enabled("#arena-vote-bad")
+    page.context.close()

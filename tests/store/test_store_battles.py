@@ -178,3 +178,30 @@ def test_cross_user_reads_for_leaderboard_and_export(store):
     store.delete_battle(ALICE, t["battle_id"])
     assert raw_count(store, "battle_turns") == 1
     assert store.battle_outcomes() == [("m3", "m1", "model_a")]
+
+
+def test_two_follow_ups_at_once_one_wins(store):
+    """Two tabs send a follow-up to one battle at the same moment: the battle row serialises
+    them, the second sees the first's answers being written and is refused."""
+    import threading
+
+    t = battle(store)
+    finish(store, ALICE, t)
+    barrier, outcomes = threading.Barrier(4), []
+
+    def send(i):
+        barrier.wait()
+        try:
+            outcomes.append(store.begin_battle_turn(ALICE, t["battle_id"], f"q{i}")["turn"])
+        except InvalidArgument as e:
+            outcomes.append(str(e))
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(map(str, outcomes)) == ["2"] + ["the previous answers are still being "
+                                                  "written"] * 3
+    assert [x["turn"] for x in store.get_battle(ALICE, t["battle_id"])["turns"]] == [1, 2]
+    assert raw_count(store, "battle_turns") == 2

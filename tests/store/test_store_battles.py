@@ -130,6 +130,13 @@ def test_isolation_another_user_cannot_read_or_vote(store):
         with pytest.raises(NotFound):
             call()
     assert store.list_battles(BOB) == []
+    # a foreign id reads exactly like a missing one
+    with pytest.raises(NotFound) as foreign:
+        store.get_battle(BOB, bid)
+    with pytest.raises(NotFound) as missing:
+        store.get_battle(BOB, "0" * 32)
+    assert str(foreign.value).replace(bid, "ID") == str(missing.value).replace("0" * 32, "ID")
+    assert ALICE not in str(foreign.value)
     assert [b["id"] for b in store.list_battles(ALICE)] == [bid]
     assert store.get_battle(ALICE, bid)["turns"][0]["winner"] is None
 

@@ -143,4 +143,5 @@ def test_stop_ends_both_answers_and_only_a_tie_remains(browser, app):
         assert text.count("apple") + text.count("banana") < TOKENS   # cut before the end
     assert page.is_disabled("#arena-vote-a") and page.is_disabled("#arena-vote-b")
     assert page.is_enabled("#arena-vote-bad")
+    assert "only be a tie or both bad" in page.inner_text("#arena-reveal")
     page.context.close()

@@ -143,10 +143,14 @@ class ArenaHandlers:
             labels = [gr.update(label=f"Model A: {models['model_a']}"),
                       gr.update(label=f"Model B: {models['model_b']}")]
         else:
-            reveal = ("The two answers are identical: recorded as a tie." if
-                      info.get("auto_tie") else
-                      "Which answer is better? The names appear after your vote."
-                      if allowed else "")
+            if info.get("auto_tie"):
+                reveal = "The two answers are identical: recorded as a tie."
+            elif allowed == {"tie", "bothbad"}:
+                reveal = ("An answer failed or was stopped: it can only be a tie or both bad. "
+                          "The names appear after your vote.")
+            else:
+                reveal = ("Which answer is better? The names appear after your vote."
+                          if allowed else "")
             labels = [gr.update(label="Model A"), gr.update(label="Model B")]
         return (*buttons, reveal, *labels)
 

@@ -88,11 +88,25 @@
   //    for a shared snapshot. ui.py calls show() when the open conversation changes (a
   //    chat starts, one is opened or continued); Back/Forward and search hits press the
   //    hidden #url-nav button, whose event reads location.search and opens what it names.
-  const openAddress = () => document.querySelector("#url-nav")?.click();
+  let lastNav = 0;
+  const openAddress = () => {
+    lastNav = Date.now();
+    document.querySelector("#url-nav")?.click();
+  };
   window.chatuiUrl = {
     show(conv) {
-      if (!conv || typeof conv !== "string") return;
       const u = new URL(window.location.href);
+      if (!conv || typeof conv !== "string") {
+        // No chat on screen any more (deleted, undone, new chat): the address must not keep
+        // naming it. Replace, not push: there is nothing to go Back to. Not right after a
+        // Back/Forward: the emptied list of the address before may arrive after the browser
+        // already shows the next one, whose ?c= must stay (it is what gets opened).
+        if (u.searchParams.has("c") && Date.now() - lastNav > 3000) {
+          u.searchParams.delete("c");
+          window.history.replaceState({}, "", u);
+        }
+        return;
+      }
       if (u.searchParams.get("c") === conv && !u.searchParams.has("share")) return;
       u.searchParams.delete("share");
       u.searchParams.set("c", conv);

@@ -69,13 +69,18 @@ def chat_lacks(page, text, timeout=20_000):
         ".some(u => u.innerText.includes(t))", arg=text, timeout=timeout)
 
 
+def address(page) -> str:
+    # The page's own location (page.url is only refreshed while Playwright handles events).
+    return page.evaluate("() => window.location.href")
+
+
 def wait_url(page, predicate, timeout=15.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate(page.url):
-            return page.url
-        time.sleep(0.1)
-    raise AssertionError(f"address never matched: {page.url}")
+        if predicate(address(page)):
+            return address(page)
+        page.wait_for_timeout(100)
+    raise AssertionError(f"address never matched: {address(page)}")
 
 
 def test_address_reload_back_search_and_isolation(app_url, browser):
@@ -92,7 +97,7 @@ def test_address_reload_back_search_and_isolation(app_url, browser):
     page.reload()                                                   # reload reopens it
     page.wait_for_selector("#input textarea", timeout=30_000)
     chat_shows(page, "narwhal")
-    assert page.url == second
+    assert address(page) == second
     page.go_back()                                                  # Back reopens the first
     wait_url(page, lambda u: u == app_url)
     page.go_back()
@@ -151,11 +156,11 @@ def test_share_link_fresh_context_continue_and_revoke(app_url, browser):
     wait_url(viewer, lambda u: CONV_URL.search(u) and "share=" not in u)
     viewer.wait_for_function("() => document.querySelector('#conversations')"
                              ".innerText.includes('comets')", timeout=15_000)
-    copy_url = viewer.url
+    copy_url = address(viewer)
     viewer.reload()                                   # the copy is the viewer's own now
     viewer.wait_for_selector("#input textarea", timeout=30_000)
     chat_shows(viewer, "comets")
-    assert viewer.url == copy_url
+    assert address(viewer) == copy_url
 
     # the owner revokes: the link now says "not found"
     page.wait_for_function("() => document.querySelector('#my-links')", timeout=10_000)

@@ -13,6 +13,8 @@ opened, popstate on Back), and sends the address back here through `open_from_ur
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from urllib.parse import parse_qs
 
 import gradio as gr
@@ -71,6 +73,21 @@ class Sidebar:
                     CONV_NOT_FOUND_BANNER, None, gr.update(visible=False))
         return (gr.Chatbot(messages, feedback_value=votes), {"conv": conv_id, "ids": ids},
                 gr.Radio(value=conv_id), *hide)
+
+    # -- the chat list's date groups ---------------------------------------------------------
+    def list_groups(self, token: str, profile: gr.OAuthProfile | None = None,
+                    now: float | None = None) -> str:
+        """A <style> putting "Today", "Yesterday", "Previous 7 days", "Older" above the first
+        chat of each group. The list is newest first, so a group is a run of labels and
+        ``label:nth-of-type(k)::before`` places each heading; the labels' own text stays the
+        title (generated content is not part of it). ui.js asks again when the list changes."""
+        if not token and not profile:
+            return ""                           # the page is still getting its token
+        try:
+            convs = self.store.list_conversations(self.h.user(token, profile))
+        except gr.Error:
+            return ""                           # not signed in: no list to head
+        return group_style(date_groups([c["updated_at"] for c in convs], now))
 
     # -- search ----------------------------------------------------------------------------
     def search(self, query: str | None, token: str, profile: gr.OAuthProfile | None = None):
@@ -167,3 +184,26 @@ class Sidebar:
             return self.store.continue_share(self.h.user(token), share_id)
         except NotFound:
             raise gr.Error(SHARE_NOT_FOUND, title="Not found") from None
+
+
+GROUPS = ("Today", "Yesterday", "Previous 7 days", "Older")
+
+
+def date_groups(times: list[float], now: float | None = None) -> list[tuple[str, int]]:
+    """(group, index of its first item) for epoch times sorted newest first; days are the
+    server's local calendar days."""
+    today = datetime.fromtimestamp(now if now is not None else time.time()).date()
+    out: list[tuple[str, int]] = []
+    for i, t in enumerate(times):
+        age = (today - datetime.fromtimestamp(t).date()).days
+        name = GROUPS[0] if age <= 0 else GROUPS[1] if age == 1 else \
+            GROUPS[2] if age <= 7 else GROUPS[3]
+        if not out or out[-1][0] != name:
+            out.append((name, i))
+    return out
+
+
+def group_style(groups: list[tuple[str, int]]) -> str:
+    rules = "".join(f'#conversations label:nth-of-type({i + 1})::before{{content:"{name}"}}'
+                    for name, i in groups)
+    return f"<style>{rules}</style>" if rules else ""

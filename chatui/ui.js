@@ -141,6 +141,24 @@
     }
   });
 
+  // 8. (issue 11) Date headings of the chat list: when its labels change (a chat added,
+  //    renamed, deleted), ask the server for the headings' <style> (sidebar.py list_groups).
+  let groupsTimer = null;
+  const watchList = () => {
+    const list = document.querySelector("#conversations");
+    if (!list) return false;
+    new MutationObserver(() => {
+      clearTimeout(groupsTimer);
+      groupsTimer = setTimeout(() => document.querySelector("#conv-groups-refresh")?.click(), 150);
+    }).observe(list, { childList: true, subtree: true, characterData: true });
+    document.querySelector("#conv-groups-refresh")?.click();
+    return true;
+  };
+  let listTries = 0;
+  const listTimer = setInterval(() => {
+    if (watchList() || ++listTries > 50) clearInterval(listTimer);
+  }, 100);
+
   // 6. Each answer starts with a muted line naming its model (render.py model_line); the
   //    chat's Copy buttons copy message sources, so keep that line out of the clipboard.
   const MODEL_LINE = /^<small>[^<\n]*<\/small>\n*/gm;

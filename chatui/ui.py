@@ -80,6 +80,10 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                                        elem_id="revoke-share")
             # The address bar's conversation (ui.js presses this on Back/Forward).
             url_nav = gr.Button("Open address", visible="hidden", elem_id="url-nav")
+            # Date headings of the chat list (a <style>; ui.js presses the button when the
+            # list changes).
+            list_groups = gr.HTML(visible="hidden", elem_id="conv-groups")
+            groups_btn = gr.Button("Group chats", visible="hidden", elem_id="conv-groups-refresh")
             url_query = gr.Textbox(visible=False)
             with gr.Accordion("Settings", open=False):
                 system_prompt = gr.Textbox(default.system_prompt, label="System prompt", lines=3,
@@ -347,6 +351,8 @@ def _wire_issue_11(h: Handlers, page_load, c: dict) -> None:
                                    js="(id) => window.chatuiUrl ? window.chatuiUrl.shareLink(id)"
                                       " : id", **private)
     c["revoke_btn"].click(sb.revoke, [my_links, token], [my_links], **private)
+    c["groups_btn"].click(sb.list_groups, [token], [c["list_groups"]],
+                          trigger_mode="always_last", **private)
     page_load.then(sb.share_choices, [token], [my_links], **private)
     c["continue_share_btn"].click(sb.continue_share, [share_state, token],
                                   [chatbot, session, conversations, share_box, share_state],

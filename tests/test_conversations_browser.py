@@ -94,6 +94,11 @@ def test_address_reload_back_search_and_isolation(app_url, browser):
     send_and_wait(page, "Now about the narwhal")
     second = wait_url(page, lambda u: CONV_URL.search(u) and u != first)
 
+    # the chat list is headed by date, the labels themselves stay the titles
+    page.wait_for_function("() => getComputedStyle(document.querySelector("
+                           "'#conversations label'), '::before').content === '\"Today\"'",
+                           timeout=15_000)
+    assert "Today" not in page.inner_text("#conversations label >> nth=0")
     page.reload()                                                   # reload reopens it
     page.wait_for_selector("#input textarea", timeout=30_000)
     chat_shows(page, "narwhal")

@@ -210,10 +210,12 @@ def build_arena_tab(h, token) -> gr.Tab | None:
                      [reason, comment, token, session], [*controls, info], **PRIVATE)
 
     def fresh():
-        return ([], [], {}, None, "", None, "", *ArenaHandlers.controls(None))
+        *buttons_reveal, _, _ = ArenaHandlers.controls(None)
+        return ({}, None, "", None, "", *buttons_reveal,
+                gr.update(value=[], label="Model A"), gr.update(value=[], label="Model B"))
 
-    new_battle.click(fresh, None, [chat_a, chat_b, session, info, textbox, reason, comment,
-                                   *controls], cancels=[turn], **PRIVATE)
+    new_battle.click(fresh, None, [session, info, textbox, reason, comment, *controls],
+                     cancels=[turn], **PRIVATE)
     api_button.click(a.chat, [api_message, api_battle, token], [chat_a, chat_b, info],
                      api_name="arena_chat", show_progress="hidden")
     with tab:  # gr.api adds a component: inside the Tab (Tabs take only Tab children)

@@ -149,8 +149,7 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                                              elem_id="web-search")
                     # -- issue 13: one input for text, documents and (vision models) images --
                     textbox = gr.MultimodalTextbox(
-                        placeholder="Ask anything… (attach documents; images for models that "
-                                    "see them)", show_label=False, lines=1, max_lines=8,
+                        placeholder="Ask anything…", show_label=False, lines=1, max_lines=8,
                         autofocus=True, submit_btn=True, stop_btn=False, scale=8,
                         elem_id="input", file_count="multiple", sources=["upload"],
                         file_types=accepted_suffixes(default.vision),

@@ -175,6 +175,27 @@ class AttachmentSettings(_Section):
         description="Image formats accepted (as detected from the bytes, not the file name).")
 
 
+class ConversationsSettings(_Section):
+    """Issue 11: how a new chat starts and is named."""
+    examples: list[str] = Field(
+        default_factory=lambda: ["Explain how a transformer model works, simply.",
+                                 "Write a Python function that checks if a word is a palindrome.",
+                                 "Plan a three-day trip to Lisbon.",
+                                 "What are good questions to ask in a job interview?"],
+        max_length=8, description="Example prompts an empty chat offers; one click sends one.")
+    auto_titles: bool = Field(
+        True, description="The model writes a short title for a new chat after its first "
+                          "answer (env CHATUI_AUTO_TITLES=0 turns it off); else its first words.")
+
+    @field_validator("examples")
+    @classmethod
+    def _examples_short(cls, v: list[str]) -> list[str]:
+        v = [e.strip() for e in v if isinstance(e, str) and e.strip()]
+        if any(len(e) > 500 for e in v):
+            raise ValueError("each example prompt must be at most 500 characters")
+        return v
+
+
 class Settings(_Section):
     models: list[ModelSpec] = Field(..., min_length=1)
     default_model: str | None = None
@@ -187,6 +208,7 @@ class Settings(_Section):
                                    description="What chat messages may show; see `render` below.")
     attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
     arena: ArenaSettings = Field(default_factory=ArenaSettings)
+    conversations: ConversationsSettings = Field(default_factory=ConversationsSettings)
 
     @model_validator(mode="after")
     def _check_models(self) -> Settings:
@@ -247,6 +269,11 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         storage["feedback_repo"] = env["CHATUI_FEEDBACK_REPO"]
     if storage:
         raw["storage"] = storage
+    if env.get("CHATUI_AUTO_TITLES"):
+        conversations = dict(raw.get("conversations") or {})
+        conversations["auto_titles"] = env["CHATUI_AUTO_TITLES"].strip().lower() not in (
+            "0", "false", "no", "off")
+        raw["conversations"] = conversations
     server = dict(raw.get("server") or {})
     # Gradio's own variables work as for any Gradio app; ours win when both are set.
     host = env.get("CHATUI_HOST") or env.get("GRADIO_SERVER_NAME")

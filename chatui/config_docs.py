@@ -71,6 +71,7 @@ FALLBACK_DESCRIPTIONS: dict[str, str] = {
     "limits": "Abuse limits per user; see `limits` below.",
     "limits.max_concurrent_per_user": "Answers one user may generate at once.",
     "limits.login_required": "Only signed-in users may chat (needs `space.hf_oauth`).",
+    "conversations": "How a new chat starts and is named; see `conversations` below.",
     "server": "HTTP server; see `server` below.",
     "server.max_threads": "Worker threads for Gradio's synchronous handlers.",
 }
@@ -83,6 +84,7 @@ ENV_DOCS: dict[str, str] = {
     "CHATUI_ENDPOINT_MODEL": "Model id sent to that server; also its name in the menu.",
     "CHATUI_MODEL": "Name of the default model (`default_model`).",
     "CHATUI_DB_PATH": "`storage.db_path`.",
+    "CHATUI_AUTO_TITLES": "`conversations.auto_titles` (`0` / `false`: a new chat keeps its first words as its title).",
     "CHATUI_DATABASE_URL": "`storage.url` (e.g. `postgresql://chatui:PASSWORD@db:5432/chatui` for replicas). May hold a password: prefer it to the file.",
     "CHATUI_FEEDBACK_REPO": "`storage.feedback_repo`.",
     "CHATUI_HOST": "`server.host`.",

@@ -23,6 +23,7 @@ from .handlers import Handlers, new_session
 from .share_page import NOT_FOUND_BANNER, search_results_html, share_banner, share_messages
 from .store import NotFound
 from .store.search import query_terms
+from .titles import retitle_after_first_answer
 
 NOT_FOUND = "This conversation does not exist."
 SHARE_NOT_FOUND = "This shared conversation was not found."
@@ -88,6 +89,20 @@ class Sidebar:
         except gr.Error:
             return ""                           # not signed in: no list to head
         return group_style(date_groups([c["updated_at"] for c in convs], now))
+
+    # -- titles ------------------------------------------------------------------------------
+    async def retitle(self, token: str, session: dict | None, model: str | None,
+                      profile: gr.OAuthProfile | None = None):
+        """After a send: a new chat's model-written title (titles.py), then the list again."""
+        try:
+            user_id = self.h.user(token, profile)
+        except gr.Error:
+            return gr.skip()
+        conv_id = (session or {}).get("conv")
+        if not await retitle_after_first_answer(self.h.service, self.store, user_id, conv_id,
+                                                model):
+            return gr.skip()
+        return gr.Radio(choices=self.history.conversations(user_id), value=conv_id)
 
     # -- search ----------------------------------------------------------------------------
     def search(self, query: str | None, token: str, profile: gr.OAuthProfile | None = None):

@@ -134,6 +134,16 @@
       e.preventDefault();
       window.history.pushState({}, "", new URL(hit.getAttribute("href"), window.location.href));
       openAddress();
+    } else if (e.target.closest?.("#chatbot button.example")) {
+      // An example prompt of the empty chat: send it as if typed (the same validation and
+      // send path as the input box).
+      const text = e.target.closest("#chatbot button.example")
+        .querySelector(".example-text")?.innerText;
+      const box = document.querySelector("#input textarea");
+      if (!text || !box) return;
+      box.value = text;
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+      setTimeout(() => document.querySelector("#input .submit-button")?.click(), 50);
     } else if (e.target.closest?.("#new-chat")) {
       clearAddress(false);
     } else if (e.target.closest?.("#confirm-delete-button")) {

@@ -119,6 +119,8 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     latex_delimiters=LATEX, sanitize_html=True, render_markdown=True,
                     editable="user", buttons=["copy", "copy_all"],
                     feedback_options=("Like", "Dislike"),
+                    # issue 11: example prompts of an empty chat (ui.js sends one on a click)
+                    examples=[{"text": e} for e in settings.conversations.examples] or None,
                     placeholder=f"**{settings.space.title}** — ask anything. Answers stream "
                                 "from the model you pick above; rate them with the thumbs "
                                 "under each.")
@@ -352,6 +354,11 @@ def _wire_issue_11(h: Handlers, page_load, c: dict) -> None:
     c["revoke_btn"].click(sb.revoke, [my_links, token], [my_links], **private)
     c["groups_btn"].click(sb.list_groups, [token], [c["list_groups"]],
                           trigger_mode="always_last", **private)
+    # A new chat's model-written title, once its first answer is stored and shown (a step of
+    # its own after the send: it never delays the answer).
+    if h.service.settings.conversations.auto_titles:
+        c["ui_event"].then(sb.retitle, [token, session, c["model"]], [conversations],
+                           **private)
     page_load.then(sb.share_choices, [token], [my_links], **private)
     c["continue_share_btn"].click(sb.continue_share, [share_state, token],
                                   [chatbot, session, conversations, share_box, share_state],

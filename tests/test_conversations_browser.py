@@ -178,3 +178,28 @@ def test_share_link_fresh_context_continue_and_revoke(app_url, browser):
     assert "comets" not in gone.inner_text("#chatbot")
     viewer_ctx.close()
     owner.close()
+
+
+def test_example_prompt_starts_a_chat_that_gets_a_model_title(browser, tmp_path):
+    with WireServer() as wire:
+        wire.config.tokens, wire.config.token_text = 1, "Lisbon weekend plan "
+        proc, url = start_app(tmp_path, CONFIG.format(url=wire.url),
+                              extra_env={"CHATUI_AUTO_TITLES": "1"})
+        try:
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = open_page(ctx, url)
+            examples = page.query_selector_all("#chatbot button.example")
+            assert len(examples) == 4                       # the configured defaults
+            examples[2].click()                             # one click: the chat starts
+            chat_shows(page, "Plan a three-day trip to Lisbon.")
+            wait_url(page, lambda u: CONV_URL.search(u))
+            # after the answer, the model's title replaces the first words in the list
+            page.wait_for_function("() => document.querySelector('#conversations')"
+                                   ".innerText.includes('Lisbon weekend plan')", timeout=20_000)
+            assert "Plan a three-day" not in page.inner_text("#conversations")
+            asked = [r["messages"][-1]["content"] for r in wire.config.requests]
+            assert asked[0] == "Plan a three-day trip to Lisbon."        # the answer first
+            assert "title" in asked[1].lower()                           # then the title
+            ctx.close()
+        finally:
+            stop_process(proc)

@@ -1,0 +1,73 @@
+"""A short title for a new chat, written by the model after its first answer.
+
+Runs as its own step after the answer is stored and shown (ui.py chains it after the
+generating event), so it never delays the answer. A chat keeps the title it started with
+(its first words, `history.title_from`) unless that is still its title: a title the user
+typed (rename) is never replaced, and neither is one written here already. Anything odd
+from the model (nothing, an error, a paragraph, markup) falls back to the first words.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from .history import title_from
+from .store import NotFound, StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_TITLE_WORDS = 8
+MAX_TITLE_CHARS = 60
+PROMPT = ("Write a title of 2 to 6 words for a conversation that starts with the message "
+          "below. Answer with the title only: no quotes, no punctuation at the end.")
+
+
+def clean_title(text: str) -> str | None:
+    """The model's reply → a title, or None when it does not look like one."""
+    text = re.sub(r"<think>.*?</think>", "", text or "", flags=re.S)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = re.sub(r"^(title\s*:\s*)", "", line, flags=re.I)
+    line = line.strip(" \t\"'`*#_“”‘’«»").rstrip(".:;!,")
+    line = re.sub(r"[<>\[\]{}|\\]", "", line)
+    line = " ".join(line.split())
+    if not line or len(line.split()) > MAX_TITLE_WORDS or len(line) > MAX_TITLE_CHARS:
+        return None
+    return line
+
+
+async def retitle_after_first_answer(service, store, user_id: str, conv_id: str | None,
+                                     model: str | None) -> bool:
+    """Give ``conv_id`` a model-written title if it has exactly its first exchange and still
+    its automatic title. True when the title changed."""
+    if not conv_id:
+        return False
+    try:
+        conv = store.get_conversation(user_id, conv_id)
+        branch = store.branch(user_id, conv_id)
+    except (NotFound, StoreError):
+        return False
+    if len(branch) != 2 or branch[0]["role"] != "user" or branch[1]["finish_reason"] is None:
+        return False
+    first = branch[0]["content"]
+    if conv["title"] != title_from(first):
+        return False                          # renamed by the user, or titled already
+    backend = service.backend(model or conv["model"])
+    params = backend.defaults.merged(max_new_tokens=24, temperature=0.3)
+    messages = [{"role": "user", "content": f"{PROMPT}\n\nMessage: {first[:2000]}"}]
+    try:
+        text = "".join([d.text async for d in backend.stream(messages, params) if d.text])
+    except Exception as e:  # noqa: BLE001 - a title is a nicety: never an error for the user
+        log.info("title for %s not written: %s", conv_id, e)
+        return False
+    title = clean_title(text)
+    if not title:
+        return False
+    try:
+        # Re-read: the user may have renamed it while the model was writing.
+        if store.get_conversation(user_id, conv_id)["title"] != title_from(first):
+            return False
+        store.rename_conversation(user_id, conv_id, title)
+    except (NotFound, StoreError):
+        return False
+    return True

@@ -105,6 +105,16 @@ def test_an_image_reaches_a_vision_model_as_a_content_part(app, files):
                          [info["conversation_id"]])
     assert kind == "image" and data[:8] == b"\x89PNG\r\n\x1a\n"
     assert "](data:image/" in json.dumps(chat)  # its preview, shown in the user's bubble
+    # Retry answers the stored question again: with its image.
+    client.predict(info["conversation_id"], "eyes", "", 0.5, 0.9, 16, False, TOKEN,
+                   api_name="/retry")
+    again = upstream.config.requests[-1]["messages"][-1]["content"]
+    assert again[1] == user["content"][1]
+    # A model without vision asked to retry gets the text alone, not a refusal mid-way.
+    client.predict(info["conversation_id"], "plain", "", 0.5, 0.9, 16, False, TOKEN,
+                   api_name="/retry")
+    assert upstream.config.requests[-1]["messages"][-1] == {"role": "user",
+                                                            "content": "What colour is this?"}
 
 
 @pytest.mark.parametrize("model,name,says", [

@@ -206,7 +206,10 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     render: RenderSettings = Field(default_factory=RenderSettings,
                                    description="What chat messages may show; see `render` below.")
-    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
+    attachments: AttachmentSettings = Field(
+        default_factory=AttachmentSettings,
+        description="Files sent with messages (documents; images for vision models); see "
+                    "`attachments` below.")
     arena: ArenaSettings = Field(default_factory=ArenaSettings)
     conversations: ConversationsSettings = Field(default_factory=ConversationsSettings)
 

@@ -87,6 +87,10 @@ class ModelSpec(BaseModel):
         if self.reasoning_tags is not None and (
                 len(self.reasoning_tags) != 2 or not all(t.strip() for t in self.reasoning_tags)):
             raise ValueError("reasoning_tags needs two non-empty tags: [open, close]")
+        # Images go as chat content parts (openai/tgi chat route) or a multimodal vLLM prompt;
+        # the embedded llama.cpp backend and TGI's text-only /generate_stream cannot take them.
+        if self.vision and (self.type == "llamacpp" or self.route == "generate"):
+            raise ValueError("vision: true needs type openai, vllm, or tgi with route chat")
         # Both set is ambiguous (which one wins?): refuse it with one line, not a guess.
         if self.endpoint_url and self.endpoint_urls:
             raise ValueError("set either endpoint_url or endpoint_urls, not both")

@@ -159,3 +159,19 @@ async def test_the_model_server_receives_the_exact_content_parts(wire_server):
     png = base64.b64decode(parts[0]["image_url"]["url"].split(",", 1)[1])
     assert png == got.images[0].data  # the re-encoded bytes, not the upload
     assert Image.open(io.BytesIO(png)).getpixel((3, 3)) == (200, 30, 30)
+
+
+@pytest.mark.parametrize("spec", [
+    {"name": "x", "type": "llamacpp", "model_path": "bundled", "vision": True},
+    {"name": "x", "type": "tgi", "endpoint_url": "http://h/", "route": "generate",
+     "vision": True},
+])
+def test_vision_on_a_backend_that_cannot_send_images_is_a_config_error(spec, tmp_path):
+    import yaml
+
+    from chatui.config import ConfigError, load_settings
+
+    cfg = tmp_path / "spaces.yaml"
+    cfg.write_text(yaml.safe_dump({"models": [spec]}))
+    with pytest.raises(ConfigError, match="vision: true needs type openai, vllm, or tgi"):
+        load_settings(cfg, env={})

@@ -169,6 +169,64 @@
     if (watchList() || ++listTries > 50) clearInterval(listTimer);
   }, 100);
 
+  // 9. (issue 11) Rename and Delete on each chat of the list: a small toolbar beside the
+  //    chat under the pointer (or the open one). It lives outside Gradio's list (fixed, on
+  //    <body>) and works through the sidebar's own controls: it opens that chat, then the
+  //    "Rename / delete" section, so Delete still asks for confirmation there.
+  const bar = document.createElement("div");
+  bar.id = "chat-item-actions";
+  bar.innerHTML = '<button type="button" data-act="rename">Rename</button>' +
+                  '<button type="button" data-act="delete">Delete</button>';
+  bar.hidden = true;
+  document.body.appendChild(bar);
+  let barFor = null;
+  const placeBar = (label) => {
+    const list = label?.closest("#conversations .wrap");
+    // On a phone a tap opens the chat and closes the sidebar: the section is the way there.
+    if (!label || !list || label.offsetParent === null || window.matchMedia(NARROW).matches) {
+      bar.hidden = true;
+      barFor = null;
+      return;
+    }
+    const r = label.getBoundingClientRect();
+    const box = list.getBoundingClientRect();
+    if (r.bottom < box.top || r.top > box.bottom) { bar.hidden = true; return; }
+    bar.hidden = false;
+    barFor = label;
+    bar.style.top = `${Math.round(r.bottom - bar.offsetHeight - 2)}px`;
+    bar.style.left = `${Math.round(r.right - bar.offsetWidth - 4)}px`;
+  };
+  document.addEventListener("mouseover", (e) => {
+    const label = e.target.closest?.("#conversations label");
+    if (label) placeBar(label);
+    else if (!e.target.closest?.("#chat-item-actions, #conversations")) bar.hidden = true;
+  });
+  const openSection = () => {
+    const section = document.querySelector("#rename-delete");
+    const header = section?.querySelector("button");
+    if (section && header && !section.querySelector("#new-title")?.offsetParent) header.click();
+  };
+  bar.addEventListener("click", (e) => {
+    const act = e.target.closest("button")?.dataset.act;
+    const label = barFor;
+    if (!act || !label) return;
+    if (!label.querySelector("input")?.checked) label.click();       // open that chat
+    openSection();
+    setTimeout(() => {
+      if (act === "rename") {
+        const box = document.querySelector("#new-title textarea, #new-title input");
+        if (!box) return;
+        box.value = label.innerText.trim();
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+        box.focus();
+        box.select();
+      } else {
+        document.querySelector("#delete-conversation")?.click();      // asks to confirm
+      }
+    }, 300);
+  });
+  window.addEventListener("scroll", () => barFor && placeBar(barFor), true);
+
   // 6. Each answer starts with a muted line naming its model (render.py model_line); the
   //    chat's Copy buttons copy message sources, so keep that line out of the clipboard.
   const MODEL_LINE = /^<small>[^<\n]*<\/small>\n*/gm;

@@ -54,10 +54,10 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
             search_results = gr.HTML(visible=False, elem_id="search-results")
             conversations = gr.Radio([], label="Conversations", elem_id="conversations",
                                      show_label=True, interactive=True)
-            with gr.Accordion("Rename / delete", open=False):
-                new_title = gr.Textbox(label="New title", max_lines=1)
+            with gr.Accordion("Rename / delete", open=False, elem_id="rename-delete"):
+                new_title = gr.Textbox(label="New title", max_lines=1, elem_id="new-title")
                 with gr.Row():
-                    rename_btn = gr.Button("Rename", size="sm")
+                    rename_btn = gr.Button("Rename", size="sm", elem_id="rename-conversation")
                     delete_btn = gr.Button("Delete", size="sm", variant="stop",
                                            elem_id="delete-conversation")
                 # Deleting cannot be undone: a second, explicit step.

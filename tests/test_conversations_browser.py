@@ -203,3 +203,34 @@ def test_example_prompt_starts_a_chat_that_gets_a_model_title(browser, tmp_path)
             ctx.close()
         finally:
             stop_process(proc)
+
+
+def test_rename_and_delete_from_the_chat_item(app_url, browser):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = open_page(ctx, app_url)
+    send_and_wait(page, "Item actions for the capybara")
+    send_and_wait(page, "Follow-up")
+    page.click("#new-chat")
+    send_and_wait(page, "Another chat about otters")
+    item = page.locator("#conversations label", has_text="capybara")
+    item.hover()
+    page.click("#chat-item-actions button[data-act=rename]")
+    chat_shows(page, "capybara")                                     # that chat is opened
+    box = page.locator("#new-title textarea, #new-title input").first
+    page.wait_for_function("() => (document.querySelector('#new-title textarea, #new-title "
+                           "input')?.value || '').includes('capybara')", timeout=10_000)
+    box.fill("Capybara notes")
+    page.click("#rename-conversation")
+    page.wait_for_function("() => document.querySelector('#conversations')"
+                           ".innerText.includes('Capybara notes')", timeout=10_000)
+    # delete asks first, then removes exactly that chat
+    page.locator("#conversations label", has_text="Capybara notes").hover()
+    page.click("#chat-item-actions button[data-act=delete]")
+    page.wait_for_selector("#confirm-delete-button", state="visible", timeout=10_000)
+    assert "Capybara notes" in page.inner_text("#conversations")     # nothing deleted yet
+    page.click("#confirm-delete-button")
+    page.wait_for_function("() => !document.querySelector('#conversations')"
+                           ".innerText.includes('Capybara notes')", timeout=10_000)
+    assert "otters" in page.inner_text("#conversations")
+    wait_url(page, lambda u: "?c=" not in u)
+    ctx.close()

@@ -101,3 +101,26 @@ def test_attach_send_and_see_it_after_reload(browser, app, tmp_path):
                            ".getAttribute('accept') || '').includes('.png')", timeout=10_000)
     assert ".pdf" in page.get_attribute("#input input[type=file]", "accept")
     context.close()
+
+
+def test_a_refused_file_is_one_line_and_the_message_stays(browser, app, tmp_path):
+    url, upstream, tmp = app
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(make_pdf(["", ""], scanned=True))
+    sent = len(upstream.config.requests)
+    page = browser.new_context().new_page()
+    page.goto(url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    page.set_input_files("#input input[type=file]", [str(scan)])
+    page.wait_for_selector('#input [aria-label="File thumbnail"]', timeout=15_000)
+    page.fill("#input textarea", "Summarise this scan")
+    page.keyboard.press("Enter")
+    # The check refuses it (the sentence itself is checked through the API, in
+    # test_attachments_app: this Gradio shows no toast for the validation event's errors).
+    page.wait_for_timeout(3000)
+    # Nothing was sent or shown: the text and the file wait in the input to be fixed.
+    assert page.input_value("#input textarea") == "Summarise this scan"
+    assert page.query_selector('#input [aria-label="File thumbnail"]')
+    assert not page.query_selector('[data-testid="user"]')
+    assert len(upstream.config.requests) == sent
+    page.context.close()

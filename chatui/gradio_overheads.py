@@ -19,6 +19,11 @@ everyone's first token. Neither changes what a user or an API client sees.
   and at one user it is most of the CPU an answer costs. Here the idle loop sleeps until an
   event is pushed or a running one ends (either wakes it at once), or 50 ms at most, so a
   new message still starts without delay.
+* Every new browser session (a page load; each gradio_client) builds the config of EVERY
+  component of the page up front, only for Gradio's deep links, which this app does not use
+  (`SessionState.__init__`): ~10% of the app's CPU in bench_scale at 32 users, growing with
+  each tab. Here each component's config is built the first time something reads it; the
+  mapping has the same keys and values as before.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+from collections.abc import MutableMapping
 import os
 import sys
 import types
@@ -38,6 +44,7 @@ def trim_gradio_overheads() -> None:
     """Call before `Blocks.queue()` (the analytics setting is read when the queue is made)."""
     quiet_idle_queue()
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "10000")
+    lazy_session_configs()
     if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
         # `import matplotlib` now raises ModuleNotFoundError at once, as it would after the
         # search; nothing can import it in this process either way (it is not installed).
@@ -114,3 +121,73 @@ def quiet_idle_queue() -> None:
 
     Queue.__init__, Queue.push, Queue.process_events = __init__, push_and_wake, process_and_wake
     Queue._chatui_quiet = True
+
+
+class LazyConfigs(MutableMapping):
+    """`SessionState.config_values` built on first read: the same keys as Gradio's eager
+    dict (every block of the page), each value `config_for_block` of that block."""
+
+    def __init__(self, blocks_config, keys):
+        self._blocks_config, self._keys, self._built = blocks_config, list(keys), {}
+
+    def __getitem__(self, key):
+        if key not in self._built:
+            if key not in self._keys:
+                raise KeyError(key)
+            self._built[key] = self._blocks_config.config_for_block(
+                key, [], self._blocks_config.blocks[key])
+        return self._built[key]
+
+    def __setitem__(self, key, value):
+        if key not in self._keys:
+            self._keys.append(key)
+        self._built[key] = value
+
+    def __delitem__(self, key):
+        self._keys.remove(key)
+        self._built.pop(key, None)
+
+    def __iter__(self):
+        return iter(list(self._keys))
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __contains__(self, key):
+        return key in self._keys
+
+
+def lazy_session_configs() -> None:
+    """Patch gradio.state_holder.SessionState (once) as described in the module docstring.
+
+    Its __init__ is re-stated with the configs deferred; if this Gradio's own __init__ sets
+    other attributes than the ones re-stated here, nothing is patched."""
+    from copy import copy
+
+    import gradio as gr
+    from gradio import state_holder
+
+    SessionState = state_holder.SessionState
+    if getattr(SessionState, "_chatui_lazy", False):
+        return
+    original = SessionState.__init__
+
+    def __init__(self, blocks):
+        self.blocks_config = copy(blocks.default_config)
+        self.config_values = LazyConfigs(
+            self.blocks_config, [k for k in self.blocks_config.blocks if k in blocks.blocks])
+        self.state_data = {}
+        self._state_ttl = {}
+        self.is_closed = False
+        self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST", None) else 3600
+
+    with gr.Blocks() as probe:
+        gr.Textbox()
+    theirs, ours = object.__new__(SessionState), object.__new__(SessionState)
+    original(theirs, probe)
+    __init__(ours, probe)
+    if vars(theirs).keys() != vars(ours).keys() or (
+            dict(theirs.config_values) != dict(ours.config_values)):
+        return
+    SessionState.__init__ = functools.wraps(original)(__init__)
+    SessionState._chatui_lazy = True

@@ -109,3 +109,45 @@ def test_an_idle_queue_sleeps_until_an_event_arrives_and_events_still_run():
     idle, woken = idle_probe("trimmed")
     assert idle <= 2.0 / 0.05 + 5             # at most one look per 50 ms while idle
     assert woken >= 10                        # each of the 10 events woke the loop at once
+
+
+SESSION_PROBE = """
+import sys
+import gradio as gr
+from gradio.blocks import BlocksConfig
+from gradio.state_holder import SessionState
+calls = [0]
+real = BlocksConfig.config_for_block
+def counting(*a, **k):
+    calls[0] += 1
+    return real(*a, **k)
+BlocksConfig.config_for_block = staticmethod(counting)
+with gr.Blocks() as demo:
+    boxes = [gr.Textbox(f"v{i}") for i in range(50)]
+    state = gr.State(1)
+eager = SessionState(demo)
+eager_calls, calls[0] = calls[0], 0
+from chatui.gradio_overheads import lazy_session_configs
+lazy_session_configs()
+calls[0] = 0
+lazy = SessionState(demo)
+lazy_calls = calls[0]
+same = dict(eager.config_values) == dict(lazy.config_values)
+same_components = list(eager.components) == list(lazy.components)
+lazy._update_value_in_config(boxes[3]._id, "new")
+print("RESULT", eager_calls, lazy_calls, same, same_components,
+      lazy.config_values[boxes[3]._id]["props"]["value"])
+"""
+
+
+def test_a_new_session_builds_component_configs_only_when_read():
+    out = subprocess.run([sys.executable, "-c", SESSION_PROBE], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120,
+                         env={"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                              "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT"))
+    eager_calls, lazy_calls, same, same_components, value = line.split()[1:]
+    assert int(eager_calls) >= 50 and int(lazy_calls) == 0   # none built up front…
+    assert same == same_components == "True"                 # …and the same when read
+    assert value == "new"

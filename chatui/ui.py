@@ -181,7 +181,12 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         # Browser path: validate first (a refused message stays in the box), then move the
         # text out of the box and generate.
         pending = gr.State("")
-        ui_event = (textbox.submit(h.validate_message, [textbox, model], None, **private)
+        checked = textbox.submit(h.validate_message, [textbox, model], None, **private)
+        # Gradio shows no toast for an error of a queue=False event (checked in Chromium): on
+        # a refusal the same check runs again as a queued event, whose error it does show.
+        checked.failure(h.validate_message, [textbox, model], None, api_visibility="private",
+                        show_progress="hidden")
+        ui_event = (checked
                     .success(lambda m: (m, busy()), [textbox], [pending, textbox], **private)
                     .success(h.chat_ui, [pending, *gen_inputs], [*gen_outputs, conversations],
                              show_progress="hidden", api_name="chat_ui",

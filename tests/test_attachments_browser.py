@@ -115,12 +115,28 @@ def test_a_refused_file_is_one_line_and_the_message_stays(browser, app, tmp_path
     page.wait_for_selector('#input [aria-label="File thumbnail"]', timeout=15_000)
     page.fill("#input textarea", "Summarise this scan")
     page.keyboard.press("Enter")
-    # The check refuses it (the sentence itself is checked through the API, in
-    # test_attachments_app: this Gradio shows no toast for the validation event's errors).
-    page.wait_for_timeout(3000)
+    page.wait_for_function("() => document.body.innerText.includes('the PDF has no text layer')",
+                           timeout=15_000)
     # Nothing was sent or shown: the text and the file wait in the input to be fixed.
     assert page.input_value("#input textarea") == "Summarise this scan"
     assert page.query_selector('#input [aria-label="File thumbnail"]')
     assert not page.query_selector('[data-testid="user"]')
+    assert len(upstream.config.requests) == sent
+    page.context.close()
+
+
+def test_a_too_long_message_is_told_in_the_page_and_stays(browser, app):
+    """The input's check runs unqueued (fast); its refusal is shown by a queued re-check,
+    since Gradio shows no toast for an unqueued event's error."""
+    url, upstream, _ = app
+    sent = len(upstream.config.requests)
+    page = browser.new_context().new_page()
+    page.goto(url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    page.fill("#input textarea", "x" * 16_001)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.body.innerText.includes('16,001 characters')",
+                           timeout=15_000)
+    assert len(page.input_value("#input textarea")) == 16_001
     assert len(upstream.config.requests) == sent
     page.context.close()

@@ -128,7 +128,10 @@ class Sidebar:
         return gr.update(value=share_id, visible=True), self.share_choices(token, profile)
 
     def share_choices(self, token: str, profile: gr.OAuthProfile | None = None):
-        links = self.store.list_shares(self.h.user(token, profile))
+        try:
+            links = self.store.list_shares(self.h.user(token, profile))
+        except gr.Error:                        # not signed in (login required): no links
+            return gr.Dropdown(choices=[], value=None)
         return gr.Dropdown(choices=[(f"{s['title'] or 'Untitled'} · {s['id'][:6]}…", s["id"])
                                     for s in links], value=None)
 

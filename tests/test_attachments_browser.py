@@ -140,3 +140,41 @@ def test_a_too_long_message_is_told_in_the_page_and_stays(browser, app):
     assert len(page.input_value("#input textarea")) == 16_001
     assert len(upstream.config.requests) == sent
     page.context.close()
+
+
+PUT_FILE = """([how, name, b64, mime]) => {
+    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], name, {type: mime}));
+    const target = how === 'paste' ? document.querySelector('#input textarea')
+                                   : document.querySelector('#input .full-container');
+    if (how === 'paste') {
+        target.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true,
+                                                          cancelable: true}));
+    } else {
+        for (const type of ['dragenter', 'dragover', 'drop'])
+            target.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true,
+                                                      cancelable: true}));
+    }
+}"""
+
+
+@pytest.mark.parametrize("how", ["paste", "drop"])
+def test_an_image_can_be_pasted_or_dropped(browser, app, how):
+    import base64
+
+    url, upstream, _ = app
+    page = browser.new_context().new_page()
+    page.goto(url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    png = base64.b64encode(make_image("PNG", (20, 20), (0, 128, 0))).decode()
+    page.evaluate(PUT_FILE, [how, f"{how}d.png", png, "image/png"])
+    page.wait_for_selector("#input img.thumbnail-image", timeout=15_000)
+    page.fill("#input textarea", f"What colour is the {how}d square?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('[data-testid="user"] img', timeout=30_000)
+    page.wait_for_selector("#input .submit-button", timeout=60_000)
+    user = upstream.config.requests[-1]["messages"][-1]
+    assert user["content"][0]["text"] == f"What colour is the {how}d square?"
+    assert user["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
+    page.context.close()

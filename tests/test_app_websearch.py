@@ -9,14 +9,12 @@ fail ("429", "500") for the tests of what a user reads when search fails.
 
 import json
 import sqlite3
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from gradio_client import Client
 
 from tests.conftest import start_app, stop_process
+from tests.pages import PageServer
 from tests.wire import WireServer
 
 pytestmark = pytest.mark.slow
@@ -36,54 +34,34 @@ PAGES = {
 }
 
 
-class Site:
+class Site(PageServer):
+    """The SearXNG-API fake and the pages its results point to."""
+
     def __init__(self):
-        site = self
         self.queries: list[str] = []
         self.mode: str | None = None  # "429" / "500": the engine refuses / breaks
+        super().__init__(self.route)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                url = urlparse(self.path)
-                if url.path == "/search" and site.mode:
-                    site.queries.append(parse_qs(url.query).get("q", [""])[0])
-                    self.send_response(int(site.mode))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if url.path == "/search":
-                    site.queries.append(parse_qs(url.query).get("q", [""])[0])
-                    body = json.dumps({"query": "q", "results": [
-                        {"url": f"{site.url}{p}", "title": t, "content": t}
-                        for p, (t, _) in PAGES.items()]}).encode()
-                    ctype = "application/json"
-                elif url.path in PAGES:
-                    title, html = PAGES[url.path]
-                    body = f"<html><head><title>{title}</title></head><body>{html}</body></html>"
-                    body, ctype = body.encode(), "text/html; charset=utf-8"
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def route(self, path: str, query: dict):
+        if path == "/search":
+            self.queries.append(query.get("q", [""])[0])
+            if self.mode:
+                return int(self.mode), b"", "text/plain"
+            return 200, json.dumps({"query": "q", "results": [
+                {"url": f"{self.url}{p}", "title": t, "content": t}
+                for p, (t, _) in PAGES.items()]}).encode(), "application/json"
+        if path in PAGES:
+            title, html = PAGES[path]
+            body = f"<html><head><title>{title}</title></head><body>{html}</body></html>"
+            return 200, body.encode(), "text/html; charset=utf-8"
+        return None
 
 
 @pytest.fixture(scope="module")
 def site():
     s = Site()
     yield s
-    s.httpd.shutdown()
+    s.close()
 
 
 def config(site, model_yaml: str) -> str:

@@ -11,14 +11,13 @@ reloaded from the database. One app process serves the whole module.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
+from urllib.parse import urlencode
 
 import pytest
 
 from tests.conftest import start_app, stop_process
+from tests.pages import PageServer
 from tests.wire import WireServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -64,79 +63,48 @@ Math still renders: $e^{{i\\pi}}+1=0$, and a citation [1](https://example.org/so
 QUESTION = "Security check: show ![q]({T}/user-img) and <img src={T}/user-raw> please"
 
 
-class Tracker:
+class Tracker(PageServer):
     """Loopback server that logs every request: the test's leak detector."""
 
     def __init__(self):
         self.hits: list[str] = []
-        tracker = self
+        super().__init__(self.route)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                tracker.hits.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "image/gif")
-                self.send_header("Content-Length", str(len(GIF)))
-                self.end_headers()
-                self.wfile.write(GIF)
-
-            do_POST = do_GET
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def route(self, path: str, query: dict):
+        self.hits.append(path + ("?" + urlencode(query, doseq=True) if query else ""))
+        return 200, GIF, "image/gif"
 
 
-class Site:
+class Site(PageServer):
     """A SearXNG-API fake whose result titles are hostile, and the pages it points to."""
 
     def __init__(self, tracker_url: str):
-        site = self
+        self.tracker_url = tracker_url
+        super().__init__(self.route)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                path = urlparse(self.path).path
-                if path == "/search":
-                    results = [
-                        {"url": f"{site.url}/p1", "content": "Security notes",
-                         "title": f"![t]({tracker_url}/title-img) Security notes"},
-                        {"url": f"{site.url}/p2", "content": "More security notes",
-                         "title": f'<img src="{tracker_url}/title-raw"> More notes'},
-                    ]
-                    body, ctype = json.dumps({"query": "q", "results": results}).encode(), \
-                        "application/json"
-                elif path in ("/p1", "/p2"):
-                    body = ("<html><head><title>Notes</title></head><body><article><h1>Security"
-                            " check notes</h1><p>A security check verifies that hostile answers "
-                            "load nothing. It is done in a browser.</p></article></body></html>"
-                            ).encode()
-                    ctype = "text/html; charset=utf-8"
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def route(self, path: str, query: dict):
+        if path == "/search":
+            results = [
+                {"url": f"{self.url}/p1", "content": "Security notes",
+                 "title": f"![t]({self.tracker_url}/title-img) Security notes"},
+                {"url": f"{self.url}/p2", "content": "More security notes",
+                 "title": f'<img src="{self.tracker_url}/title-raw"> More notes'},
+            ]
+            return 200, json.dumps({"query": "q", "results": results}).encode(), \
+                "application/json"
+        if path in ("/p1", "/p2"):
+            return 200, ("<html><head><title>Notes</title></head><body><article><h1>Security"
+                         " check notes</h1><p>A security check verifies that hostile answers "
+                         "load nothing. It is done in a browser.</p></article></body></html>"
+                         ).encode(), "text/html; charset=utf-8"
+        return None
 
 
 @pytest.fixture(scope="module")
 def tracker():
     t = Tracker()
     yield t
-    t.httpd.shutdown()
+    t.close()
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +127,7 @@ websearch:
             yield url
         finally:
             stop_process(proc)
-            site.httpd.shutdown()
+            site.close()
 
 
 # Records every CSP violation the page reports, from the first byte of the page on.

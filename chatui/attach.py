@@ -52,5 +52,7 @@ class FileSteps:
     async def for_turn(self, user_id: str, turn, model: str) -> TurnFiles:
         if not turn.has_attachments:
             return TurnFiles()
+        # The turn's display ids hold the user message ids of the branch before it.
+        branch = {i for i in turn.ids if i} | {turn.user_message_id}
         return await asyncio.to_thread(self.files.for_turn, user_id, turn.conversation_id,
-                                       turn.user_message_id, self.vision(model))
+                                       turn.user_message_id, self.vision(model), branch)

@@ -166,9 +166,12 @@ class Attachments:
             key.append((path, name, st.st_size, st.st_mtime_ns))
         return (vision, *key)
 
-    def for_turn(self, user_id: str, conv_id: str, message_id: str, vision: bool) -> TurnFiles:
-        """The conversation's documents, this message's images (for a vision model) and
-        the bubbles of every message with attachments."""
+    def for_turn(self, user_id: str, conv_id: str, message_id: str, vision: bool,
+                 branch: set[str] | None = None) -> TurnFiles:
+        """The documents sent on the branch being answered (``branch``: its user message
+        ids; None: the whole conversation), this message's images (for a vision model), and
+        the bubbles of every message with attachments. A document sent with a question that
+        was since edited away or undone is not searched: it is not in the chat any more."""
         out = TurnFiles()
         rows = self.store.list_attachments(user_id, conv_id, previews=True)
         if not rows:
@@ -177,16 +180,18 @@ class Attachments:
         for r in rows:
             by_msg.setdefault(r["message_id"], []).append(r)
         out.bubbles = {m: b for m, rs in by_msg.items() if (b := bubble(rs))}
-        if any(r["kind"] == "document" for r in rows):
+        on_branch = (lambda r: True) if branch is None else (
+            lambda r: r["message_id"] in branch or r["message_id"] == message_id)
+        if any(r["kind"] == "document" and on_branch(r) for r in rows):
             out.documents = [DocIndex.from_record(d["text_index"], key=d["id"])
-                             for d in self.store.conversation_documents(user_id, conv_id)]
+                             for d in self.store.conversation_documents(user_id, conv_id)
+                             if on_branch(d)]
         if vision and any(r["kind"] == "image" and r["message_id"] == message_id
                           for r in rows):
             out.images = [image_part(f"data:{r['mime']};base64,"
                                      f"{base64.b64encode(r['data']).decode('ascii')}")
                           for r in self.store.message_images(user_id, message_id)]
         return out
-
 
 
 def conversation_bubbles(store: Any, user_id: str, conv_id: str) -> dict[str, str]:

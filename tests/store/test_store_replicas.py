@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chatui.store import INTERRUPTED_ERROR, InvalidArgument, NotFound, Store
+from tests.store.race import race, two_replicas
 
 from .conftest import chat
 
@@ -56,16 +57,11 @@ def test_renew_keeps_a_lease_alive_past_its_first_ttl(store: Store):
 
 def test_two_replicas_never_exceed_the_limit_together(db_url):
     """16 threads on two Store instances (two replicas) race for 3 slots of one user."""
-    stores = [Store(db_url), Store(db_url)]
     held, peak, got = [0], [0], [0]
     lock = threading.Lock()
-    errors: list[BaseException] = []
-    start = threading.Barrier(16)
-
-    def worker(i):
-        s = stores[i % 2]
-        try:
-            start.wait()
+    with two_replicas(db_url) as stores:
+        def worker(i):
+            s = stores[i % 2]
             for _ in range(5):
                 lease = s.acquire_generation(U, 3, ttl=30)
                 if lease is None:
@@ -78,21 +74,11 @@ def test_two_replicas_never_exceed_the_limit_together(db_url):
                 with lock:
                     held[0] -= 1
                 s.release_generation(lease)
-        except BaseException as e:  # noqa: BLE001 - asserted below
-            errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    try:
+        errors = race(16, worker)
         assert not errors, errors[:3]
         assert 1 <= peak[0] <= 3 and got[0] >= 3
         assert stores[0].active_generations(U) == stores[1].active_generations(U) == 0
-    finally:
-        for s in stores:
-            s.close()
 
 
 HOLDER = """
@@ -240,6 +226,7 @@ def test_checking_a_conversation_takes_no_write_lock(db_path):
 WRITER = """
 import sys, time
 from chatui.store import Store
+from tests.store.race import race, two_replicas
 s = Store(sys.argv[1])
 c = s.create_conversation("alice", "t", model="m")
 s.add_message("alice", c, "user", "tell me")

@@ -3,11 +3,10 @@ one transaction (what the app does when a user sends), refusing with nothing wri
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from chatui.store import LimitReached, NotFound, Store
+from tests.store.race import race, two_replicas
 
 from .conftest import chat, raw_count
 
@@ -109,26 +108,17 @@ def test_someone_elses_conversation_is_not_found_and_nothing_is_written(store: S
 def test_two_replicas_sending_at_once_never_exceed_the_answers_at_once(db_url):
     """12 threads on two Store instances (two replicas) send for one user with 3 slots: at
     most 3 accepted, each a complete turn; the others refused whole."""
-    stores = [Store(db_url), Store(db_url)]
-    accepted, refused, errors = [], [], []
-    start = threading.Barrier(12)
+    accepted, refused = [], []
+    with two_replicas(db_url) as stores:
+        def worker(i):
+            try:
+                t = stores[i % 2].begin_turn(U, None, f"q{i}", max_concurrent=3,
+                                             per_minute=100)
+                accepted.append(t)
+            except LimitReached as e:
+                refused.append(e.kind)
 
-    def worker(i):
-        try:
-            start.wait()
-            t = stores[i % 2].begin_turn(U, None, f"q{i}", max_concurrent=3, per_minute=100)
-            accepted.append(t)
-        except LimitReached as e:
-            refused.append(e.kind)
-        except BaseException as e:  # noqa: BLE001 - asserted below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    try:
+        errors = race(12, worker)
         assert not errors, errors[:3]
         assert len(accepted) == 3 and refused == ["concurrent"] * 9
         assert stores[0].active_generations(U) == 3
@@ -136,6 +126,3 @@ def test_two_replicas_sending_at_once_never_exceed_the_answers_at_once(db_url):
         for t in accepted:
             assert [m["role"] for m in stores[1].branch(U, t["conversation_id"])] == \
                 ["user", "assistant"]
-    finally:
-        for s in stores:
-            s.close()

@@ -21,7 +21,7 @@ import gradio as gr
 
 from .handlers import Handlers, new_session
 from .share_page import NOT_FOUND_BANNER, search_results_html, share_banner, share_messages
-from .store import NotFound
+from .store import InvalidArgument, NotFound
 from .store.search import query_terms
 from .titles import retitle_after_first_answer
 
@@ -125,6 +125,8 @@ class Sidebar:
             share_id = self.store.share_conversation(user_id, conv_id)
         except NotFound:
             raise gr.Error(NOT_FOUND, title="Not found") from None
+        except InvalidArgument as e:
+            raise gr.Error(str(e).capitalize() + ".", title="Too many links") from None
         return gr.update(value=share_id, visible=True), self.share_choices(token, profile)
 
     def share_choices(self, token: str, profile: gr.OAuthProfile | None = None):
@@ -173,6 +175,8 @@ class Sidebar:
             return self.store.share_conversation(self.h.user(token), conversation_id)
         except NotFound:
             raise gr.Error(NOT_FOUND, title="Not found") from None
+        except InvalidArgument as e:
+            raise gr.Error(str(e).capitalize() + ".", title="Too many links") from None
 
     def api_list_shares(self, token: str) -> list:
         """The caller's share links, newest first: [{"id", "conversation_id", "title",

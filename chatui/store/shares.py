@@ -18,6 +18,7 @@ Ids are ``secrets.token_urlsafe(16)`` (128 random bits): unguessable, safe in a 
 A missing, revoked or malformed id raises the same `NotFound` ("share link not found").
 Only the owner lists or revokes; another user's attempt is `NotFound` as for a missing id.
 Deleting the conversation deletes its links (a deletion should take everything with it).
+A user holds at most ``MAX_SHARES_PER_USER`` links (`InvalidArgument` beyond: revoke some).
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import re
 import secrets
 import time
 
-from .base import MAX_TITLE_CHARS, NotFound, check_id, new_id
+from .base import MAX_TITLE_CHARS, InvalidArgument, NotFound, check_id, new_id
 
 _SHARE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+MAX_SHARES_PER_USER = 100
 _META_KEPT = ("steps", "notices", "reasoning", "reasoning_duration")
 
 
@@ -57,6 +59,11 @@ class SharesMixin:
         share_id = secrets.token_urlsafe(16)
         with self._write() as db:
             conv = self._own_conversation(db, user_id, conv_id, lock=True)
+            # Each link is a copy of a branch: a bound keeps one user from filling the disk.
+            held = db.scalar("SELECT COUNT(*) FROM shares WHERE user_id = ?", [user_id])
+            if held >= MAX_SHARES_PER_USER:
+                raise InvalidArgument(f"you already have {MAX_SHARES_PER_USER} share links: "
+                                      "revoke some first")
             branch = self._branch_of(db, conv, leaf_id)
             messages = [_snapshot_message(m) for m in branch
                         if not (m["role"] == "assistant" and m["finish_reason"] is None)]

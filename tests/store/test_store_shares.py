@@ -127,3 +127,17 @@ def test_deleting_the_conversation_deletes_its_links(shared):
     with pytest.raises(NotFound):
         store.get_share(sid)
     assert store.list_shares(A) == []
+
+
+def test_links_per_user_are_bounded(shared, monkeypatch):
+    from chatui.store import InvalidArgument
+    from chatui.store import shares as shares_mod
+
+    store, conv, _ = shared
+    monkeypatch.setattr(shares_mod, "MAX_SHARES_PER_USER", 3)
+    for _ in range(3):
+        store.share_conversation(A, conv)
+    with pytest.raises(InvalidArgument, match="revoke some first"):
+        store.share_conversation(A, conv)
+    store.revoke_share(A, store.list_shares(A)[0]["id"])
+    store.share_conversation(A, conv)                 # room again after a revoke

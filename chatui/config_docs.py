@@ -100,6 +100,7 @@ ENV_DOCS: dict[str, str] = {
     "HF_TOKEN": "Hub token: feedback dataset pushes, and the default `api_key_env` of remote models. Secret: environment only.",
     "GRADIO_ANALYTICS_ENABLED": "`app.py` sets `False` unless it is set.",
     "GRADIO_ANALYTICS_CACHE_FREQUENCY": "Events between Gradio's monitoring summaries; the app sets 10000 unless it is set (the default 1 costs CPU on every event).",
+    "GRADIO_IS_E2E_TEST": "Gradio's own: keeps a closed session's state 1 s instead of an hour; honoured as Gradio does.",
     "GRADIO_TEMP_DIR": "Gradio's upload folder (default: `<tmp>/gradio`); attached files are read only from there (Gradio's own variable).",
 }
 _ENV_READ = re.compile(

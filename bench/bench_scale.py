@@ -570,7 +570,7 @@ def main(argv=None) -> int:
 
 def app_values() -> dict:
     return {"message": PROMPT, "conversation_id": "", "model": MODEL, "system_prompt": "",
-            "temperature": 0.7, "top_p": 0.95, "web_search": False, "files": None}
+            "temperature": 0.7, "top_p": 0.95, "web_search": False}
 
 
 async def measure(targets, cpu_roots, upstream_pid, levels, n, samples1, per_user, ramp,

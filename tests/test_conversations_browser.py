@@ -234,3 +234,46 @@ def test_rename_and_delete_from_the_chat_item(app_url, browser):
     assert "otters" in page.inner_text("#conversations")
     wait_url(page, lambda u: "?c=" not in u)
     ctx.close()
+
+
+XSS = ('Shared answer. <img src="x" onerror="window.__xss = 1"> '
+       '<form action="/phish"><input type=password></form> <iframe src="/iframe"></iframe> '
+       '<a href="javascript:window.__xss = 2">js link</a> <script>window.__xss = 3</script> '
+       'and $e^{i\\pi}+1=0$')
+
+
+def test_a_shared_page_is_sanitized_like_the_chat(browser, tmp_path):
+    from gradio_client import Client
+
+    with WireServer() as wire:
+        wire.config.script = [{"content": XSS}]
+        proc, url = start_app(tmp_path, CONFIG.format(url=wire.url))
+        try:
+            client = Client(url, verbose=False)
+            owner = "share-xss-" + "x" * 40
+            out = client.predict("<b>hi</b> <img src=y onerror='window.__xss=4'>", "", "wire",
+                                 "", 0.6, 0.9, 32, False, owner, api_name="/chat")
+            sid = client.predict(out[-1]["conversation_id"], owner,
+                                 api_name="/share_conversation")
+            ctx = browser.new_context()
+            page = open_page(ctx, url + "?share=" + sid)
+            page.wait_for_selector("#share-view", state="visible", timeout=15_000)
+            page.wait_for_function("() => document.querySelector('#chatbot')"
+                                   ".innerText.includes('Shared answer.')", timeout=15_000)
+            page.wait_for_timeout(500)
+            found = page.evaluate("""() => {
+                const chat = document.querySelector('#chatbot');
+                return {xss: window.__xss === undefined ? null : window.__xss,
+                        handlers: [...chat.querySelectorAll('*')].filter(e =>
+                            [...e.attributes].some(a => a.name.startsWith('on'))).length,
+                        forms: chat.querySelectorAll('form, iframe, script, input[type=password]').length,
+                        jsLinks: [...chat.querySelectorAll('a')].filter(a =>
+                            (a.getAttribute('href') || '').startsWith('javascript')).length,
+                        math: chat.querySelectorAll('.katex').length};
+            }""")
+            assert found == {"xss": None, "handlers": 0, "forms": 0, "jsLinks": 0,
+                             "math": found["math"]}, found
+            assert found["math"] >= 1                       # still rendered like the chat
+            ctx.close()
+        finally:
+            stop_process(proc)

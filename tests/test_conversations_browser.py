@@ -277,3 +277,37 @@ def test_a_shared_page_is_sanitized_like_the_chat(browser, tmp_path):
             ctx.close()
         finally:
             stop_process(proc)
+
+
+def test_settings_stay_reachable_however_long_the_list(browser, tmp_path):
+    with WireServer() as wire:
+        wire.config.tokens = 2
+        proc, url = start_app(tmp_path, CONFIG.format(url=wire.url)
+                              + "limits: {messages_per_minute: 100}\n")
+        try:
+            _long_list(browser, url)
+        finally:
+            stop_process(proc)
+
+
+def _long_list(browser, app_url):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = open_page(ctx, app_url)
+    for i in range(24):
+        page.click("#new-chat")
+        if i:
+            chat_lacks(page, f"Chat number {i - 1}.")
+        send_and_wait(page, f"Chat number {i}.")
+    page.wait_for_function("() => document.querySelectorAll('#conversations label').length "
+                           ">= 24", timeout=20_000)
+    sizes = page.evaluate("""() => {
+        const w = document.querySelector('#conversations label').parentElement;
+        return {scroll: w.scrollHeight, client: w.clientHeight}; }""")
+    assert sizes["scroll"] > sizes["client"]              # the list scrolls on its own
+    for name in ("Share", "Settings"):
+        header = page.locator(".sidebar button", has_text=name).first
+        box = header.bounding_box()
+        assert box and box["y"] + box["height"] <= 800, (name, box)
+    page.click(".sidebar button:has-text('Settings')")
+    page.wait_for_selector("#system-prompt", state="visible", timeout=10_000)
+    ctx.close()

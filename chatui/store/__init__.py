@@ -123,7 +123,8 @@ Search and share links (issue 11; see `chatui.store.search`, `chatui.store.share
 ``search_conversations(user_id, query, limit=20) -> list[dict]``  the user's own
     conversations whose title or message text has every word (the last as a prefix), best
     first: ``id, title, model, created_at, updated_at, message_id, snippet, title_match,
-    score``. SQLite FTS5 / PostgreSQL tsvector+GIN (migration 5).
+    score``. SQLite FTS5 / PostgreSQL tsvector+GIN (migration 5). ``rebuild_search_index()``
+    re-indexes (SQLite, after a VACUUM).
 ``share_conversation(user_id, conv_id, leaf_id=None) -> str``  a snapshot of the branch.
 ``get_share(share_id) -> dict``  ``id, title, model, messages, created_at`` (anyone).
 ``list_shares(user_id)``, ``revoke_share(user_id, share_id)`` (owner only),

@@ -20,6 +20,10 @@ Both index case-folded words without stemming ('simple' / unicode61).
 
 Isolation: every query joins ``conversations`` and filters ``user_id = ?`` in SQL, and the
 final read of the conversations does again, so another user's words can never come back.
+
+SQLite's index points at ``messages.rowid``, and ``VACUUM`` may renumber the rowids of a
+table without an INTEGER PRIMARY KEY: after a VACUUM of the file, call
+`rebuild_search_index` (the app itself never vacuums).
 """
 
 from __future__ import annotations
@@ -203,6 +207,15 @@ class SearchMixin:
             })
         out.sort(key=lambda r: (r["title_match"], r["score"], r["updated_at"]), reverse=True)
         return out[:limit]
+
+    def rebuild_search_index(self) -> None:
+        """Re-index every message and title from the tables (SQLite, e.g. after VACUUM;
+        PostgreSQL's indexes need nothing: a no-op there)."""
+        if self.engine != "sqlite":
+            return
+        with self._write() as db:
+            db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+            db.execute("INSERT INTO conversations_fts(conversations_fts) VALUES ('rebuild')")
 
     @staticmethod
     def _sqlite_best(db, sql: dict, expr: str, user_id: str, limit: int) -> list[dict]:

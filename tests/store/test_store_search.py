@@ -148,3 +148,15 @@ def test_query_terms_and_snippet_helpers():
     snip = make_snippet(text, ["needle"])
     assert "needle" in snip and snip.startswith("…") and snip.endswith("…")
     assert make_snippet("short text", ["zzz"]) == "short text"
+
+
+def test_rebuild_after_vacuum_keeps_results_right(store: Store):
+    keep, _ = chat(store, A, [("walrus facts", "tusks")])
+    gone, _ = chat(store, A, [("pelican facts", "beaks")])
+    store.delete_conversation(A, gone)
+    if store.engine == "sqlite":
+        raw_execute(store.url, "VACUUM")
+    store.rebuild_search_index()
+    assert ids(store.search_conversations(A, "walrus")) == [keep]
+    assert store.search_conversations(A, "pelican") == []
+    assert ids(store.search_conversations(A, "tusks")) == [keep]

@@ -189,6 +189,10 @@ class Handlers:
             self._stops.setdefault(key, set()).add(event)
         return event
 
+    def streaming_here(self, request: gr.Request | None) -> bool:
+        """Whether this browser session is being sent an answer right now."""
+        return bool(self._stops.get(getattr(request, "session_hash", None)))
+
     def _forget_stop(self, request: gr.Request | None, event: asyncio.Event) -> None:
         key = getattr(request, "session_hash", None)
         events = self._stops.get(key)

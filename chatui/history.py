@@ -127,6 +127,13 @@ class History:
 
         return conversation_bubbles(self.store, user_id, conv_id)
 
+    def writing(self, user_id: str, conv_id: str) -> bool:
+        """Whether the branch on screen ends in an answer still being written (by any
+        replica; one whose writer died stops counting once `load` marks it interrupted)."""
+        branch = self.store.branch(user_id, conv_id)
+        return bool(branch) and branch[-1]["role"] == "assistant" and (
+            branch[-1]["finish_reason"] is None)
+
     def length(self, user_id: str, conv_id: str) -> int:
         """Messages in the branch on screen (NotFound when not the user's conversation)."""
         return len(self.store.branch(user_id, conv_id))

@@ -75,6 +75,41 @@ class Sidebar:
         return (gr.Chatbot(messages, feedback_value=votes), {"conv": conv_id, "ids": ids},
                 gr.Radio(value=conv_id), *hide)
 
+    # -- an answer written elsewhere -----------------------------------------------------------
+    def watch(self, token: str, session: dict | None, request: gr.Request,
+              profile: gr.OAuthProfile | None = None):
+        """After a chat is opened: follow it while its last answer is being written by
+        another tab or replica (see `refresh_writing`). Output: the timer."""
+        return gr.Timer(active=self._writing_elsewhere(token, session, request, profile))
+
+    def refresh_writing(self, token: str, session: dict | None, request: gr.Request,
+                        profile: gr.OAuthProfile | None = None):
+        """Timer tick: show the answer as stored now. A reload during an answer (or after its
+        replica died) would otherwise show "Still being written…" until the user clicks
+        something; the store marks a dead writer's answer interrupted after
+        `server.stale_after_seconds`, and the page shows that without being asked. Outputs:
+        chatbot, session, the timer (off once nothing is being written)."""
+        conv_id = (session or {}).get("conv")
+        if not conv_id or self.h.streaming_here(request):
+            return gr.skip(), gr.skip(), gr.Timer(active=False)
+        try:  # the last tick shows the answer as it ended
+            user_id = self.h.user(token, profile)
+            messages, ids, votes = self.history.load(user_id, conv_id)
+            writing = self.history.writing(user_id, conv_id)
+        except (gr.Error, NotFound):
+            return gr.skip(), gr.skip(), gr.Timer(active=False)
+        return (gr.Chatbot(messages, feedback_value=votes), {"conv": conv_id, "ids": ids},
+                gr.Timer(active=writing))
+
+    def _writing_elsewhere(self, token, session, request, profile) -> bool:
+        conv_id = (session or {}).get("conv")
+        if not conv_id or self.h.streaming_here(request):
+            return False                 # nothing open, or this page is the writer
+        try:
+            return self.history.writing(self.h.user(token, profile), conv_id)
+        except (gr.Error, NotFound):
+            return False
+
     # -- the chat list's date groups ---------------------------------------------------------
     def list_groups(self, token: str, profile: gr.OAuthProfile | None = None,
                     now: float | None = None) -> str:

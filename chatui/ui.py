@@ -254,9 +254,9 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                  continue_btn]
         new_chat.click(start_new, None, fresh, cancels=generating, **private)
         chatbot.clear(start_new, None, fresh, **private)
-        conversations.input(h.open_conversation, [conversations, token], [chatbot, session],
-                            cancels=generating, api_name="open_conversation_ui", **private
-                            ).then(**show_nav)
+        open_event = conversations.input(
+            h.open_conversation, [conversations, token], [chatbot, session], cancels=generating,
+            api_name="open_conversation_ui", **private).then(**show_nav)
 
         # Feedback: thumbs on any answer; a thumbs-down opens the optional reason box.
         chatbot.like(h.like, [token, session], [reason_box, disliked], **private)
@@ -341,9 +341,15 @@ def _wire_issue_11(h: Handlers, page_load, c: dict) -> None:
                 "outputs": [chatbot, session, conversations, share_box, share_md, share_state,
                             c["continue_share_btn"]],
                 "js": "(q, tok) => [window.location.search, tok]", **private}
-    page_load.then(**from_url).then(**show_nav)
+    # An answer still being written by another tab or replica is followed until it ends.
+    writing = gr.Timer(2.0, active=False)
+    watch = {"fn": sb.watch, "inputs": [token, session], "outputs": [writing], **private}
+    writing.tick(sb.refresh_writing, [token, session], [chatbot, session, writing], **private
+                 ).then(**show_nav)
+    page_load.then(**from_url).then(**show_nav).then(**watch)
     # always_last: Back twice in a row must end on the second address, not drop it.
-    c["url_nav"].click(**from_url, trigger_mode="always_last").then(**show_nav)
+    c["url_nav"].click(**from_url, trigger_mode="always_last").then(**show_nav).then(**watch)
+    c["open_event"].then(**watch)
     # The conversation on screen changed (opened, started, continued): put it in the address.
     conversations.change(None, [conversations], None,
                          js="(conv) => { window.chatuiUrl?.show(conv); }", **private)

@@ -4,6 +4,8 @@ HTML of the sidebar's search results. Pure functions, no Gradio, no store.
 A shared snapshot is rendered with the same `assistant_view` as the chat (model line, steps,
 reasoning, citations, sources), and the page puts the result through the same sanitizing
 Chatbot (safe_chatbot.py): a shared answer cannot carry more HTML than it could in the chat.
+A user message's files show as in the chat: the same bubble (image previews, document names)
+above the question.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import html
 import re
 from datetime import datetime, timezone
 
+from .attachments.flow import bubble
 from .render import assistant_view
+from .store.shares import snapshot_file_rows
 
 
 def share_messages(messages: list[dict], show_model: bool = False) -> list[dict]:
@@ -20,6 +24,10 @@ def share_messages(messages: list[dict], show_model: bool = False) -> list[dict]
     out: list[dict] = []
     for m in messages:
         if m.get("role") == "user":
+            # Its files as the chat shows them, above the question, in a user bubble (the
+            # sanitizer admits base64 raster images only there).
+            if files := bubble(snapshot_file_rows(m.get("attachments"))):
+                out.append({"role": "user", "content": files})
             out.append({"role": "user", "content": m.get("content") or ""})
             continue
         meta = m.get("meta") or {}

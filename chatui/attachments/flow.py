@@ -109,6 +109,8 @@ def bubble(rows: list[dict]) -> str | None:
             what = _KIND_LABEL.get(meta.get("doc_kind"), "document")
             if meta.get("pages"):
                 what += f", {meta['pages']} page{'s' if meta['pages'] != 1 else ''}"
+            if meta.get("text_shared") is False:  # copied from a share link: a name only
+                what += ", text not shared"
             names.append(f"`{r['name'].replace('`', '')}` ({what})")
         parts.append("Attached: " + " · ".join(names))
     return "\n\n".join(parts) or None
@@ -183,9 +185,10 @@ class Attachments:
         on_branch = (lambda r: True) if branch is None else (
             lambda r: r["message_id"] in branch or r["message_id"] == message_id)
         if any(r["kind"] == "document" and on_branch(r) for r in rows):
+            # (a document copied from a share link has no text: nothing to search)
             out.documents = [DocIndex.from_record(d["text_index"], key=d["id"])
                              for d in self.store.conversation_documents(user_id, conv_id)
-                             if on_branch(d)]
+                             if on_branch(d) and (d["text_index"] or {}).get("chunks")]
         if vision and any(r["kind"] == "image" and r["message_id"] == message_id
                           for r in rows):
             out.images = [image_part(f"data:{r['mime']};base64,"

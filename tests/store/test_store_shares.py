@@ -141,3 +141,113 @@ def test_links_per_user_are_bounded(shared, monkeypatch):
         store.share_conversation(A, conv)
     store.revoke_share(A, store.list_shares(A)[0]["id"])
     store.share_conversation(A, conv)                 # room again after a revoke
+
+
+# -- files sent with a message (issue 13): shown in the link as in the chat -----------------
+
+def _turn(store, user, conv, text, files, title="t"):
+    t = store.begin_turn(user, conv, text, title=title, attachments=files)
+    store.update_message(user, t["assistant_message_id"], content="seen", finish_reason="stop")
+    return t
+
+
+@pytest.fixture
+def with_files(store: Store):
+    from tests.store.test_store_attachments import PIXELS, PREVIEW, document, image
+
+    img = dict(image("cat.png"), meta={"width": 64, "height": 48, "preview_mime": "image/png"})
+    doc = dict(document("report.pdf"), meta={"pages": 2, "doc_kind": "pdf"})
+    t = _turn(store, A, None, "look at these", [img, doc])
+    conv = t["conversation_id"]
+    # the same conversation, a question edited away (another branch) with its own file
+    gone = store.add_message(A, conv, "user", "edited away", parent_id=None)
+    store.add_attachments(A, gone, [image("offbranch.png")])
+    store.set_current_leaf(A, conv, t["assistant_message_id"])
+    # and another conversation of alice's, with files of its own
+    _turn(store, A, None, "my other chat", [image("secret.png"), document("secret.pdf")])
+    return store, conv, t, PIXELS, PREVIEW
+
+
+def test_a_link_carries_the_previews_and_names_only(with_files):
+    import base64
+
+    from chatui.safe_chatbot import safe_message
+    from chatui.share_page import share_messages
+
+    store, conv, t, pixels, preview = with_files
+    share = store.get_share(store.share_conversation(A, conv))
+    q = share["messages"][0]
+    assert q["content"] == "look at these"
+    assert q["attachments"] == [
+        {"kind": "image", "name": "cat.png", "preview_mime": "image/png",
+         "preview": base64.b64encode(preview).decode()},
+        {"kind": "document", "name": "report.pdf", "doc_kind": "pdf", "pages": 2}]
+    assert "attachments" not in share["messages"][1]
+    blob = json.dumps(share)
+    # never the full image, a document's text, another branch's or conversation's files
+    for private in (base64.b64encode(pixels).decode()[:200], "page one text", "offbranch",
+                    "secret", t["user_message_id"]):
+        assert private not in blob
+    # the page: the chat's own bubble above the question, through the chat's sanitizer
+    shown = share_messages(share["messages"])
+    assert [m["role"] for m in shown] == ["user", "user", "assistant"]
+    assert shown[1]["content"] == "look at these"
+    text = safe_message(shown[0])["content"][0]["text"]
+    assert f"(data:image/png;base64,{base64.b64encode(preview).decode()})" in text
+    assert "Attached: `report.pdf` (PDF, 2 pages)" in text
+    # the rule stays: a data image outside a user bubble is no image
+    assert "data:image" not in safe_message({"role": "assistant",
+                                             "content": shown[0]["content"]})["content"][0]["text"]
+
+
+def test_the_snapshot_is_taken_at_share_time(with_files):
+    from tests.store.test_store_attachments import image
+
+    store, conv, t, _, _ = with_files
+    sid = store.share_conversation(A, conv)
+    store.add_attachments(A, t["user_message_id"], [image("added-later.png")])
+    assert "added-later" not in json.dumps(store.get_share(sid))
+    store.delete_conversation(A, conv)
+    with pytest.raises(NotFound):
+        store.get_share(sid)
+
+
+def test_continue_copies_the_files_as_shown(with_files):
+    from chatui.attachments.flow import conversation_bubbles
+
+    store, conv, t, pixels, preview = with_files
+    copy = store.continue_share(B, store.share_conversation(A, conv))
+    files = store.list_attachments(B, copy, previews=True)
+    assert [(f["kind"], f["name"]) for f in files] == [("image", "cat.png"),
+                                                        ("document", "report.pdf")]
+    q = store.branch(B, copy)[0]
+    assert all(f["message_id"] == q["id"] for f in files)
+    assert files[0]["preview"] == preview
+    (img,) = store.message_images(B, q["id"])
+    assert img["data"] == preview and img["mime"] == "image/png"     # the full image stays
+    (doc,) = store.conversation_documents(B, copy)
+    assert doc["text_index"]["chunks"] == [] and doc["meta"]["text_shared"] is False
+    bubble = conversation_bubbles(store, B, copy)[q["id"]]
+    assert "data:image/png;base64," in bubble
+    assert "`report.pdf` (PDF, 2 pages, text not shared)" in bubble
+    # bob's copies are his; alice's files stay hers
+    for f in store.list_attachments(A, conv):
+        with pytest.raises(NotFound):
+            store.get_attachment(B, f["id"])
+    with pytest.raises(NotFound):
+        store.list_attachments(A, copy)
+    assert [f["name"] for f in store.list_attachments(A, conv)] == [
+        "cat.png", "report.pdf", "offbranch.png"]
+    assert pixels not in (img["data"], files[0]["preview"])
+
+
+def test_a_copied_document_is_not_searched(with_files):
+    from chatui.attachments.flow import Attachments
+
+    store, conv, _, _, _ = with_files
+    copy = store.continue_share(B, store.share_conversation(A, conv))
+    t = _turn(store, B, copy, "what does page one say?", [])
+    files = Attachments(settings=None, store=store).for_turn(
+        B, copy, t["user_message_id"], vision=True)
+    assert files.documents == [] and files.images == []
+    assert len(files.bubbles) == 1

@@ -153,7 +153,9 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                     textbox = gr.MultimodalTextbox(
                         placeholder="Ask anything…", show_label=False, lines=1, max_lines=8,
                         autofocus=True, submit_btn=True, stop_btn=False, scale=8,
-                        elem_id="input", file_count="multiple", sources=["upload"],
+                        elem_id="input", file_count="multiple",
+                        # no attach button when the server takes no files
+                        sources=["upload"] if settings.attachments.enabled else [],
                         file_types=accepted_suffixes(default.vision),
                         # Long pasted text stays text (the message limit applies), not a file.
                         max_plain_text_length=settings.limits.max_message_chars + 1)

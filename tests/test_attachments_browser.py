@@ -1,5 +1,6 @@
 """Real Chromium: attach an image and a PDF in the one input, see them before sending, send,
-see them in the chat, and again after a reload (rebuilt from the store)."""
+see them in the chat, again after a reload (rebuilt from the store), and in a share link
+opened by another browser. With attachments turned off the input has no attach button."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tests.conftest import start_app, stop_process
 from tests.wire import WireServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+ATTACH_BUTTON = 'button[data-testid="upload-button"]'
 FACT = "The boiling point of mercury is 356.7 degrees Celsius at sea level."
 
 
@@ -51,6 +53,7 @@ def test_attach_send_and_see_it_after_reload(browser, app, tmp_path):
     # The attach button takes images only for a model that sees them (the default, "eyes").
     accept = page.get_attribute("#input input[type=file]", "accept") or ""
     assert ".png" in accept and ".pdf" in accept
+    assert page.query_selector(f"#input {ATTACH_BUTTON}")
     page.set_input_files("#input input[type=file]", [str(png), str(pdf)])
     # Before sending: a preview of the image and a file chip for the PDF, in the input.
     page.wait_for_selector("#input img.thumbnail-image", timeout=15_000)
@@ -86,6 +89,7 @@ def test_attach_send_and_see_it_after_reload(browser, app, tmp_path):
     page.click("#conversations label:has-text('What is the boiling point')")
     page.wait_for_selector('[data-testid="user"] img', timeout=15_000)
     check_history()
+    check_shared_link(browser, page)
     # Another browser (another anonymous user) sees none of it.
     other = browser.new_context().new_page()
     other.goto(url)
@@ -101,6 +105,55 @@ def test_attach_send_and_see_it_after_reload(browser, app, tmp_path):
                            ".getAttribute('accept') || '').includes('.png')", timeout=10_000)
     assert ".pdf" in page.get_attribute("#input input[type=file]", "accept")
     context.close()
+
+
+def check_shared_link(browser, page):
+    """Share the conversation on screen; a browser with no token of the owner's opens the
+    link and sees the same image preview above the question, and the document's name."""
+    preview = page.get_attribute('[data-testid="user"] img', "src")
+    page.click(".sidebar button:has-text('Share') >> nth=0")
+    page.click("#share-conversation")
+    page.wait_for_function("() => (document.querySelector('#share-link textarea, #share-link "
+                           "input')?.value || '').includes('?share=')", timeout=15_000)
+    link = page.eval_on_selector("#share-link textarea, #share-link input", "e => e.value")
+    viewer = browser.new_context().new_page()
+    viewer.goto(link)
+    viewer.wait_for_selector("#share-view", state="visible", timeout=30_000)
+    viewer.wait_for_selector('[data-testid="user"] img', timeout=15_000)
+    assert viewer.get_attribute('[data-testid="user"] img', "src") == preview
+    assert preview.startswith("data:image/")
+    html = user_html(viewer)
+    assert html.index("<img") < html.index("What is the boiling point of mercury?")
+    text = viewer.inner_text("#chatbot")
+    assert "Attached: metals.pdf (PDF, 3 pages)" in text, text[:500]
+    assert not viewer.query_selector('[data-testid="bot"] img')   # only the user's bubble
+    viewer.context.close()
+
+
+def test_no_attach_button_when_attachments_are_off(browser, tmp_path):
+    """`attachments.enabled: false`: no attach button (the server refuses files anyway)."""
+    with WireServer() as upstream:
+        upstream.config.tokens = 2
+        proc, url = start_app(tmp_path, f"""
+models:
+  - {{name: eyes, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192,
+     vision: true}}
+storage:
+  db_path: {{db}}
+attachments:
+  enabled: false
+""")
+        try:
+            page = browser.new_context().new_page()
+            page.goto(url)
+            page.wait_for_selector("#input textarea", timeout=30_000)
+            page.fill("#input textarea", "Plain text still goes")
+            page.keyboard.press("Enter")
+            page.wait_for_selector('[data-testid="bot"]', timeout=30_000)
+            assert not page.query_selector(f"#input {ATTACH_BUTTON}")
+            page.context.close()
+        finally:
+            stop_process(proc)
 
 
 def test_a_refused_file_is_one_line_and_the_message_stays(browser, app, tmp_path):

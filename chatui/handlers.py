@@ -27,10 +27,12 @@ from .chat import ChatService, TurnRequest, TurnResult
 from .history import History, Turn
 from .identity import IdentityError, new_token, user_from
 from .limits import LimitExceeded, SharedLimits
+from .pulse import pulse_of
 from .render import assistant_view, model_line
 from .store import LimitReached, NotFound, StoreError
 from .store.attachments import AttachmentLimit
 from .streaming import LoadAdaptiveInterval, coalesce, until
+from .titles import retitle_later
 
 log = logging.getLogger(__name__)
 REASONS = ["incorrect", "unhelpful", "unsafe", "other"]
@@ -56,7 +58,8 @@ class Handlers:
         # In the store: the limits hold across every replica that shares it.
         self.user_limits = SharedLimits(history.store, self.limits.messages_per_minute,
                                         self.limits.max_concurrent_per_user)
-        self.heartbeat = service.settings.server.heartbeat_seconds
+        # Heartbeats of the answers being written (and the leases): one writer per process.
+        self.pulse = pulse_of(history.store).at_most(service.settings.server.heartbeat_seconds)
         # session hash → stop events of the answers that browser session is waiting for
         self._stops: dict[str, set[asyncio.Event]] = {}
         # Images and documents sent with messages (chatui/attach.py, chatui/attachments/).
@@ -264,7 +267,7 @@ class Handlers:
         else:
             begun = asyncio.ensure_future(asyncio.to_thread(
                 self.history.begin_answer, user_id, turn, backend.name, backend.type, answer))
-        beating = asyncio.create_task(self._beat(user_id, begun, lambda: req.prefix + result.text))
+        alive = self.pulse.answer(user_id, begun, lambda: req.prefix + result.text)
         assistant: list = []
         final = None
         try:
@@ -285,7 +288,7 @@ class Handlers:
                 "cut off.")
         finally:
             self._forget_stop(request, stop)
-            beating.cancel()
+            alive.close()
             # Runs on completion, stop, error and a closed tab alike: the answer is never lost.
             try:
                 await asyncio.shield(begun)
@@ -308,19 +311,6 @@ class Handlers:
         else:  # the store failed: still show what was generated, marked
             yield shown + head + assistant_view(req.prefix + result.text, result.finish_reason,
                                          result.error), None, session, info
-
-    async def _beat(self, user_id: str, begun: asyncio.Future, text) -> None:
-        """Save the text so far every few seconds while the answer is written."""
-        try:
-            msg_id = await asyncio.shield(begun)
-        except StoreError:
-            return
-        while True:
-            await asyncio.sleep(self.heartbeat)
-            try:
-                await asyncio.to_thread(self.history.store.heartbeat, user_id, msg_id, text())
-            except StoreError as e:
-                log.warning("heartbeat of answer %s failed: %s", msg_id, e)
 
     async def _start(self, message, conv_id, opts: dict, token, profile,
                      missing_ok: bool = True, files: list | None = None) -> tuple[str, Turn]:
@@ -373,6 +363,11 @@ class Handlers:
             return
         async for out in self._run(user_id, turn, opts, request, ui=False):
             yield out
+        # issue 11: a new chat's model-written title, in the background once the final update
+        # is out (the browser's send chains it as a step of its own instead: ui.py).
+        if turn.new_conversation and self.service.settings.conversations.auto_titles:
+            retitle_later(self.service, self.history.store, user_id, turn.conversation_id,
+                          opts["model"])
 
     async def chat_ui(self, message: str, model: str, system_prompt: str, temperature: float,
                       top_p: float, max_new_tokens: float, web_search: bool, token: str,

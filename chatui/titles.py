@@ -1,7 +1,8 @@
 """A short title for a new chat, written by the model after its first answer.
 
-Runs as its own step after the answer is stored and shown (ui.py chains it after the
-generating event), so it never delays the answer. A chat keeps the title it started with
+Runs after the answer is stored and shown, so it never delays the answer: in the browser as
+its own step chained after the send (ui.py), for API callers (`/chat`) as a background task
+the handler starts once the final update is out (`retitle_later`). A chat keeps the title it started with
 (its first words, `history.title_from`) unless that is still its title: a title the user
 typed (rename) is never replaced, and neither is one written here already. Anything odd
 from the model (nothing, an error, a paragraph, markup) falls back to the first words.
@@ -9,6 +10,7 @@ from the model (nothing, an error, a paragraph, markup) falls back to the first 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -42,9 +44,9 @@ async def retitle_after_first_answer(service, store, user_id: str, conv_id: str 
     its automatic title. True when the title changed."""
     if not conv_id:
         return False
-    try:
-        conv = store.get_conversation(user_id, conv_id)
-        branch = store.branch(user_id, conv_id)
+    try:  # worker threads: the event loop keeps streaming other users' answers meanwhile
+        conv = await asyncio.to_thread(store.get_conversation, user_id, conv_id)
+        branch = await asyncio.to_thread(store.branch, user_id, conv_id)
     except (NotFound, StoreError):
         return False
     if len(branch) != 2 or branch[0]["role"] != "user" or branch[1]["finish_reason"] is None:
@@ -65,9 +67,31 @@ async def retitle_after_first_answer(service, store, user_id: str, conv_id: str 
         return False
     try:
         # Re-read: the user may have renamed it while the model was writing.
-        if store.get_conversation(user_id, conv_id)["title"] != title_from(first):
+        now = await asyncio.to_thread(store.get_conversation, user_id, conv_id)
+        if now["title"] != title_from(first):
             return False
-        store.rename_conversation(user_id, conv_id, title)
+        await asyncio.to_thread(store.rename_conversation, user_id, conv_id, title)
     except (NotFound, StoreError):
         return False
     return True
+
+
+# Background titles still running: the loop keeps only weak references to its tasks.
+_running: set[asyncio.Task] = set()
+
+
+def retitle_later(service, store, user_id: str, conv_id: str | None,
+                  model: str | None) -> asyncio.Task:
+    """Start `retitle_after_first_answer` without waiting for it (the API's `/chat`: its
+    caller has its answer already; the title lands a moment later, unless renamed first)."""
+    task = asyncio.get_running_loop().create_task(
+        retitle_after_first_answer(service, store, user_id, conv_id, model))
+    _running.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task) -> None:
+    _running.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("title task failed: %r", task.exception())

@@ -4,6 +4,8 @@ rename, never a paragraph or markup."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from backends.base import GenerationParams
@@ -85,3 +87,75 @@ async def test_a_failing_or_rambling_model_leaves_the_first_words(world):
     assert store.get_conversation(U, conv)["title"] == title_from(
         "how do tides work exactly and why twice a day")
     assert not await retitle_after_first_answer(service, store, "someone-else", conv, "wire")
+
+
+APP_CONFIG = """
+models:
+  - name: wire
+    type: openai
+    endpoint_url: {url}/v1
+    context_length: 2048
+    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 32}}
+storage:
+  db_path: {{db}}
+"""
+
+
+@pytest.mark.slow
+def test_api_chats_get_the_models_title_without_waiting_and_a_rename_wins(tmp_path):
+    """`/chat` (gradio_client): the answer comes back before the title is asked for or
+    written; the model's title lands a moment later; a rename made while the model is
+    writing the title is kept."""
+    from gradio_client import Client
+
+    from tests.conftest import start_app, stop_process
+    from tests.wire import WireServer
+
+    def titles(client, token):
+        return {c["id"]: c["title"] for c in client.predict(token, api_name="/conversations")}
+
+    def wait_for(predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.1)
+        return False
+
+    with WireServer() as wire:
+        cfg = wire.config
+        # one slow token per request: the answer takes ~1.5 s, and so does the title after it
+        cfg.tokens, cfg.token_text, cfg.delay = 1, "Harbour tides explained", 1.5
+        proc, url = start_app(tmp_path, APP_CONFIG.format(url=wire.url),
+                              extra_env={"CHATUI_AUTO_TITLES": "1"})
+        try:
+            client, token = Client(url, verbose=False), "api-title-" + "t" * 40
+            first = "how do tides work in a small harbour"
+            out = client.predict(first, "", "wire", "", 0.6, 0.9, 32, False, token,
+                                 api_name="/chat")
+            conv = out[-1]["conversation_id"]
+            assert out[-1]["finish_reason"] == "stop"
+            # the answer did not wait for the title: still the first words right after it
+            assert titles(client, token)[conv] == title_from(first)
+            assert wait_for(lambda: titles(client, token)[conv] == "Harbour tides explained")
+            asked = [r["messages"][-1]["content"] for r in cfg.requests]
+            assert asked[0] == first and "title" in asked[1].lower() and len(asked) == 2
+
+            # a rename while the model writes the title wins over it
+            second = "what makes a spring tide different"
+            out = client.predict(second, "", "wire", "", 0.6, 0.9, 32, False, token,
+                                 api_name="/chat")
+            conv2 = out[-1]["conversation_id"]
+            assert wait_for(lambda: len(cfg.requests) == 4)          # the title is asked
+            assert client.predict(conv2, "Spring tides (mine)", token,
+                                  api_name="/rename_conversation") == "renamed"
+            time.sleep(cfg.delay + 1.5)                               # its answer is in
+            assert titles(client, token) == {conv: "Harbour tides explained",
+                                             conv2: "Spring tides (mine)"}
+            # a later turn of an existing chat asks for no title
+            client.predict("and neap tides?", conv2, "wire", "", 0.6, 0.9, 32, False, token,
+                           api_name="/chat")
+            time.sleep(0.5)
+            assert len(cfg.requests) == 5
+        finally:
+            stop_process(proc)

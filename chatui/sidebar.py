@@ -13,6 +13,7 @@ opened, popstate on Back), and sends the address back here through `open_from_ur
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from urllib.parse import parse_qs
@@ -193,6 +194,39 @@ class Sidebar:
         chat, session = self.h.open_conversation(conv_id, token, profile)
         return (chat, session, gr.Radio(choices=self.history.conversations(user_id),
                                         value=conv_id), gr.update(visible=False), None)
+
+    async def send(self, message, model, system_prompt, temperature, top_p, max_new_tokens,
+                   web_search, token, session, share_id, request: gr.Request,
+                   profile: gr.OAuthProfile | None = None):
+        """The browser's send (`Handlers.chat_ui`). On a shared page (``share_id``) the message
+        continues the shared conversation, as HuggingChat does: the snapshot is copied into
+        the sender's history first (as "Continue this conversation") and answered there; the
+        list selects the copy, which puts its ``?c=`` in the address (ui.js). Outputs: chatbot,
+        session, turn info, conversations, share box, share id."""
+        conv_id = user_id = None
+        if share_id:
+            user_id = self.h.user(token, profile)
+            try:
+                conv_id = await asyncio.to_thread(self.store.continue_share, user_id, share_id)
+            except NotFound:
+                raise gr.Error(SHARE_NOT_FOUND, title="Not found") from None
+            session = {"conv": conv_id, "ids": []}
+        first = True
+        try:
+            async for chat, session, info, convs in self.h.chat_ui(
+                    message, model, system_prompt, temperature, top_p, max_new_tokens,
+                    web_search, token, session, request, profile):
+                if first and conv_id:
+                    yield (chat, session, info, gr.Radio(
+                        choices=self.history.conversations(user_id), value=conv_id),
+                        gr.update(visible=False), None)
+                else:
+                    yield chat, session, info, convs, gr.skip(), gr.skip()
+                first = False
+        except gr.Error:
+            if first and conv_id:  # refused before anything was sent: no copy left behind
+                await asyncio.to_thread(self.store.delete_conversation, user_id, conv_id)
+            raise
 
     # -- API twins (gr.api reads the type hints; identity = the caller's token) -------------
     def api_search(self, query: str, token: str) -> list:

@@ -12,6 +12,7 @@ from .handlers import REASONS, Handlers, new_session
 from .identity import browser_secret
 from .history import History
 from .safe_chatbot import safe_chatbot
+from .sidebar import Sidebar
 from .attachments.flow import accepted_suffixes
 
 LATEX = [
@@ -188,9 +189,13 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         # a refusal the same check runs again as a queued event, whose error it does show.
         checked.failure(h.validate_message, [textbox, model], None, api_visibility="private",
                         show_progress="hidden")
+        # issue 11: Sidebar.send is Handlers.chat_ui, except that on a shared page
+        # (share_state) it continues the shared conversation in a copy of it.
+        sb = Sidebar(h)
         ui_event = (checked
                     .success(lambda m: (m, busy()), [textbox], [pending, textbox], **private)
-                    .success(h.chat_ui, [pending, *gen_inputs], [*gen_outputs, conversations],
+                    .success(sb.send, [pending, *gen_inputs, share_state],
+                             [*gen_outputs, conversations, share_box, share_state],
                              show_progress="hidden", api_name="chat_ui",
                              api_visibility="private", preprocess=False))
         # Named endpoints for gradio_client and bench/: one event, one round trip each.
@@ -327,9 +332,7 @@ def _model_info(spec) -> str:
 # -- issue 11: the address bar, search and share links (handlers: sidebar.py) --------------
 def _wire_issue_11(h: Handlers, page_load, c: dict) -> None:
     """Events of the URL / search / share parts; ``c`` is build_ui's components by name."""
-    from .sidebar import Sidebar
-
-    sb = Sidebar(h)
+    sb = c["sb"]
     private = {"api_visibility": "private", "queue": False}
     chatbot, session, conversations, token = (c["chatbot"], c["session"], c["conversations"],
                                               c["token"])

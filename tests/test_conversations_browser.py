@@ -180,6 +180,45 @@ def test_share_link_fresh_context_continue_and_revoke(app_url, browser):
     owner.close()
 
 
+def test_sending_on_a_shared_page_continues_it_in_the_senders_own_copy(app_url, browser):
+    """HuggingChat: typing on a shared page continues that conversation (a copy in the
+    sender's history, as "Continue this conversation" makes), not a new, unrelated chat."""
+    from gradio_client import Client
+
+    client, owner = Client(app_url, verbose=False), "share-send-" + "o" * 40
+    out = client.predict("What do pangolins eat?", "", "wire", "", 0.6, 0.9, 32, False, owner,
+                         api_name="/chat")
+    conv = out[-1]["conversation_id"]
+    sid = client.predict(conv, owner, api_name="/share_conversation")
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = open_page(ctx, app_url + "?share=" + sid)
+    page.wait_for_selector("#share-view", state="visible", timeout=15_000)
+    chat_shows(page, "pangolins")
+    send_and_wait(page, "And where do they live?")
+    copy_url = wait_url(page, lambda u: CONV_URL.search(u) and "share=" not in u)
+    page.wait_for_selector("#share-view", state="hidden", timeout=10_000)
+    # the shared exchange, then the new question and its answer, in one chat
+    text = page.inner_text("#chatbot")
+    assert text.index("pangolins") < text.index("answer") < text.index("where do they live")
+    assert text.rindex("answer") > text.index("where do they live")
+    # one chat in the sender's list (the copy, named like the share), selected, in the address
+    page.wait_for_function("() => document.querySelectorAll('#conversations label').length"
+                           " === 1 && document.querySelector('#conversations input:checked')",
+                           timeout=10_000)
+    assert "pangolins" in page.inner_text("#conversations")
+    page.reload()                                     # the copy is the sender's own
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    chat_shows(page, "where do they live")
+    chat_shows(page, "pangolins")
+    assert address(page) == copy_url
+    # the owner's conversation and the link did not change
+    owned = client.predict(conv, owner, api_name="/open_conversation")
+    assert "where do they live" not in str(owned)
+    shared = client.predict(sid, api_name="/open_share")
+    assert "where do they live" not in str(shared["messages"])
+    ctx.close()
+
+
 def test_example_prompt_starts_a_chat_that_gets_a_model_title(browser, tmp_path):
     with WireServer() as wire:
         wire.config.tokens, wire.config.token_text = 1, "Lisbon weekend plan "

@@ -109,7 +109,8 @@ def test_attach_send_and_see_it_after_reload(browser, app, tmp_path):
 
 def check_shared_link(browser, page):
     """Share the conversation on screen; a browser with no token of the owner's opens the
-    link and sees the same image preview above the question, and the document's name."""
+    link and sees the same image preview above the question, and the document's name; it
+    continues the conversation and its copy shows them too."""
     preview = page.get_attribute('[data-testid="user"] img', "src")
     page.click(".sidebar button:has-text('Share') >> nth=0")
     page.click("#share-conversation")
@@ -127,6 +128,13 @@ def check_shared_link(browser, page):
     text = viewer.inner_text("#chatbot")
     assert "Attached: metals.pdf (PDF, 3 pages)" in text, text[:500]
     assert not viewer.query_selector('[data-testid="bot"] img')   # only the user's bubble
+    # Continued into the viewer's own history: the preview comes along, the PDF by name only.
+    viewer.click("#continue-share")
+    viewer.wait_for_function("() => location.search.includes('c=')", timeout=15_000)
+    viewer.reload()
+    viewer.wait_for_selector('[data-testid="user"] img', timeout=30_000)
+    assert viewer.get_attribute('[data-testid="user"] img', "src") == preview
+    assert "metals.pdf (PDF, 3 pages, text not shared)" in viewer.inner_text("#chatbot")
     viewer.context.close()
 
 

@@ -13,6 +13,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from .pulse import pulse_of
+
 log = logging.getLogger(__name__)
 
 
@@ -63,20 +65,10 @@ class SharedLimits:
                                             self.max_concurrent, self.lease_ttl)
         if lease is None:
             raise LimitExceeded(self.busy_message(self.max_concurrent))
-        renew = asyncio.create_task(self._renew(lease))
         try:
-            yield
+            # renewed with every other live lease of this process, in one transaction
+            with pulse_of(self.store).at_most(self.lease_ttl / 3).lease(lease, self.lease_ttl):
+                yield
         finally:
-            renew.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renew
             # shielded: a closed tab cancels us, and the slot must still be given back
             await asyncio.shield(asyncio.to_thread(self.store.release_generation, lease))
-
-    async def _renew(self, lease: str) -> None:
-        while True:
-            await asyncio.sleep(self.lease_ttl / 3)
-            try:
-                await asyncio.to_thread(self.store.renew_generation, lease, self.lease_ttl)
-            except Exception as e:  # a database hiccup must not end the answer
-                log.warning("could not renew generation lease: %s", e)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ..chat import ChatService, TurnRequest, TurnResult
 from ..history import History, Turn
 from ..limits import LimitExceeded, SharedLimits
+from ..pulse import pulse_of
 from ..render import assistant_view
 from ..store import InvalidArgument, LimitReached, StoreError
 from ..store.battles import BATTLE_REASONS, TIES, WINNERS, arena_owner
@@ -108,7 +109,7 @@ class BattleService:
         self.limits = limits
         self.user_limits = SharedLimits(store, limits.messages_per_minute,
                                         limits.max_concurrent_per_user)
-        self.heartbeat = self.settings.server.heartbeat_seconds
+        self.pulse = pulse_of(store).at_most(self.settings.server.heartbeat_seconds)
         self.interval = LoadAdaptiveInterval(base=0.03)
         self.rng = rng or random.Random()
         self._counts: dict[tuple[str, str], int] | None = None
@@ -198,8 +199,8 @@ class BattleService:
                  for s in bt.sides]
         info = {"battle_id": bt.battle_id, "turn": bt.turn, "new_battle": bt.new_battle}
         stop = stop or asyncio.Event()
-        beats = [asyncio.create_task(self._beat(owner, s["assistant_message_id"],
-                                                lambda r=r: r.text))
+        beats = [self.pulse.answer(owner, _done(s["assistant_message_id"]),
+                                   lambda r=r: r.text)
                  for s, r in zip(bt.sides, bt.results)]
         started = [False, False]
 
@@ -216,8 +217,8 @@ class BattleService:
                     yield (mask(shown[0] + snaps[0], names), mask(shown[1] + snaps[1], names),
                            dict(info, writing=True))
         finally:
-            for task in beats:
-                task.cancel()
+            for kept in beats:
+                kept.close()
             await asyncio.shield(asyncio.to_thread(self._finish, owner, user_id, bt))
         a, b = await asyncio.to_thread(self.views, user_id, bt.battle_id)
         yield a, b, self.public_state(user_id, bt.battle_id)
@@ -267,14 +268,6 @@ class BattleService:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _beat(self, owner: str, message_id: str, text) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat)
-            try:
-                await asyncio.to_thread(self.store.heartbeat, owner, message_id, text())
-            except StoreError as e:
-                log.warning("heartbeat of arena answer %s failed: %s", message_id, e)
 
     def _finish(self, owner: str, user_id: str, bt: BattleTurn) -> None:
         """Store both answers (complete, stopped or failed), then settle an identical pair."""
@@ -357,3 +350,10 @@ class BattleService:
 
 __all__ = ["ArenaError", "BattleService", "BattleTurn", "SIDE_NAMES", "TIES", "VOTES",
            "branch_view", "mask"]
+
+
+def _done(value) -> asyncio.Future:
+    """A future already holding `value` (Pulse takes the id of an answer as a future)."""
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(value)
+    return fut

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 
-from .base import INTERRUPTED_ERROR, InvalidArgument, check_id, new_id
+from .base import INTERRUPTED_ERROR, InvalidArgument, NotFound, check_id, new_id
 from .engines import Conn
 
 
@@ -153,6 +153,36 @@ class ReplicasMixin:
                 db.execute("UPDATE messages SET heartbeat_at = ?, content = ?, updated_at = ? "
                            "WHERE id = ?", [now, str(content), now, message_id])
         return True
+
+    def pulse(self, answers: list[tuple[str, str, str | None]],
+              leases: list[tuple[str, float]]) -> set[str]:
+        """One transaction for everything a replica keeps alive (chatui/pulse.py): a
+        heartbeat for each ``(user_id, message_id, content)`` answer it writes (saving the
+        text when given) and a renewal for each ``(lease_id, ttl)``. Returns the ids of the
+        answers that are no longer generating (finished, interrupted or gone)."""
+        now = time.time()
+        stopped: set[str] = set()
+        with self._write() as db:
+            for user_id, message_id, content in answers:
+                try:
+                    row = self._own_message(db, user_id, message_id, lock=True)
+                except NotFound:
+                    stopped.add(message_id)
+                    continue
+                if row["role"] != "assistant" or row["finish_reason"] is not None:
+                    stopped.add(message_id)
+                elif content is None:
+                    db.execute("UPDATE messages SET heartbeat_at = ? WHERE id = ?",
+                               [now, message_id])
+                else:
+                    db.execute("UPDATE messages SET heartbeat_at = ?, content = ?, "
+                               "updated_at = ? WHERE id = ?",
+                               [now, str(content), now, message_id])
+            for lease_id, ttl in leases:
+                db.execute("UPDATE generation_leases SET expires_at = ? "
+                           "WHERE id = ? AND expires_at > ?",
+                           [now + _positive(ttl, "ttl"), str(lease_id), now])
+        return stopped
 
     def interrupt_stale(self, conv_id: str | None = None, older_than: float = 60.0) -> list[str]:
         """Mark generating answers whose last heartbeat is older than ``older_than`` seconds as

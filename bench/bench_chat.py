@@ -111,6 +111,8 @@ models:
 {models}
 storage:
   db_path: {{db}}
+conversations:
+  auto_titles: false   # one title request per answer here (a fresh chat each sample)
 websearch:
   enabled: false
 limits:

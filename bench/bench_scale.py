@@ -140,6 +140,8 @@ models:
     parameters: {{temperature: 0.7, top_p: 0.95, max_new_tokens: 4096}}
 storage:
   {storage}
+conversations:
+  auto_titles: false   # one title request per answer here (a fresh chat each sample)
 websearch:
   enabled: false
 limits:

@@ -316,6 +316,8 @@ models:
     engine: {engine}
 storage:
   db_path: {db}
+conversations:
+  auto_titles: false   # one title request per answer here (a fresh chat each sample)
 websearch:
   enabled: false
 limits:

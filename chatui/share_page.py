@@ -44,7 +44,7 @@ def share_banner(title: str, created_at: float) -> str:
     """Markdown above a shared conversation (its title is the owner's words: escaped)."""
     when = datetime.fromtimestamp(created_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f"**Shared conversation:** {_md_escape(title or 'Untitled')}  \n"
-            f"Read-only snapshot taken {when}. Continue it to reply in your own chat.")
+            f"Read-only snapshot taken {when}. Continue it, or just send a message, to reply in your own chat.")
 
 
 NOT_FOUND_BANNER = ("**This shared conversation was not found.** The link may be mistyped, or "

@@ -83,6 +83,11 @@ def build_app(settings: Settings, backends: dict[str, Backend] | None = None,
     # Gradio's per-event analytics summary and per-update failed matplotlib imports: off.
     trim_gradio_overheads()
     # Gradio's default is 1 concurrent run per event: one user streaming would block all.
+    # Its queue also runs at most `max_threads` events at once in all, read when the queue
+    # is made (default 40): set later, the 41st answer waited for another to end (seen as a
+    # 5 s first token at 64 users in bench_scale). Never fewer than the answers allowed.
+    demo.max_threads = max(settings.server.max_threads, settings.server.concurrency_limit)
     demo.queue(default_concurrency_limit=settings.server.concurrency_limit)
+    assert demo._queue.max_thread_count == demo.max_threads
     demo.chat_service = service  # for tests and benches
     return demo

@@ -104,7 +104,9 @@ class ServerSettings(_Section):
     host: str = Field("0.0.0.0", description="Bind address (env CHATUI_HOST or GRADIO_SERVER_NAME).")
     port: int = Field(7860, description="Port (env CHATUI_PORT, GRADIO_SERVER_PORT or PORT).")
     concurrency_limit: int = Field(64, ge=1, description="Answers generated at once (all users).")
-    max_threads: int = Field(80, ge=1)
+    max_threads: int = Field(80, ge=1, description="Events Gradio runs at once (answers and "
+                             "other queued events together; at least `concurrency_limit`) and "
+                             "its worker threads.")
     heartbeat_seconds: float = Field(
         3.0, gt=0, description="How often an answer being written is saved with its text so far.")
     stale_after_seconds: float = Field(

@@ -41,7 +41,6 @@ def create_server_app(demo: gr.Blocks, settings: Settings) -> FastAPI:
         return JSONResponse({"status": "ok" if ok else "unhealthy", "database": db_ok,
                              "models": models}, status_code=200 if ok else 503)
 
-    demo.max_threads = settings.server.max_threads
     mounted = gr.mount_gradio_app(app, demo, path="", server_name=settings.server.host,
                                   server_port=settings.server.port, show_error=True,
                                   blocked_paths=private_paths(settings),

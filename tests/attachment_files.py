@@ -109,3 +109,16 @@ def make_image(fmt: str = "PNG", size: tuple[int, int] = (64, 48),
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format=fmt)
     return buf.getvalue()
+
+
+def vision_app_config(upstream_url: str, extra: str = "") -> str:
+    """An app config with two models over one wire-format fake: `eyes` sees images,
+    `plain` does not; `extra` is more YAML at the top level."""
+    return f"""
+models:
+  - {{name: eyes, type: openai, endpoint_url: "{upstream_url}/v1", context_length: 8192,
+     vision: true}}
+  - {{name: plain, type: openai, endpoint_url: "{upstream_url}/v1", context_length: 8192}}
+storage:
+  db_path: {{db}}
+{extra}"""

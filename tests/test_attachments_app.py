@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.attachment_files import filler_pages, make_image, make_pdf
+from tests.attachment_files import filler_pages, make_image, make_pdf, vision_app_config
 from tests.conftest import start_app, stop_process
 from tests.wire import WireServer
 
@@ -24,16 +24,8 @@ def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("attach-app")
     with WireServer() as upstream:
         upstream.config.tokens = 2
-        proc, url = start_app(tmp, f"""
-models:
-  - {{name: eyes, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192,
-     vision: true}}
-  - {{name: plain, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192}}
-storage:
-  db_path: {{db}}
-attachments:
-  max_documents_per_conversation: 2
-""")
+        proc, url = start_app(tmp, vision_app_config(
+            upstream.url, "attachments:\n  max_documents_per_conversation: 2\n"))
         try:
             yield Client(url, verbose=False), upstream, tmp
         finally:

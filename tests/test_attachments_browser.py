@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.attachment_files import filler_pages, make_image, make_pdf
+from tests.attachment_files import filler_pages, make_image, make_pdf, vision_app_config
 from tests.conftest import start_app, stop_process
 from tests.wire import WireServer
 
@@ -20,14 +20,7 @@ def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("attach-browser")
     with WireServer() as upstream:
         upstream.config.tokens = 3
-        proc, url = start_app(tmp, f"""
-models:
-  - {{name: eyes, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192,
-     vision: true}}
-  - {{name: plain, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192}}
-storage:
-  db_path: {{db}}
-""")
+        proc, url = start_app(tmp, vision_app_config(upstream.url))
         try:
             yield url, upstream, tmp
         finally:
@@ -142,15 +135,8 @@ def test_no_attach_button_when_attachments_are_off(browser, tmp_path):
     """`attachments.enabled: false`: no attach button (the server refuses files anyway)."""
     with WireServer() as upstream:
         upstream.config.tokens = 2
-        proc, url = start_app(tmp_path, f"""
-models:
-  - {{name: eyes, type: openai, endpoint_url: "{upstream.url}/v1", context_length: 8192,
-     vision: true}}
-storage:
-  db_path: {{db}}
-attachments:
-  enabled: false
-""")
+        proc, url = start_app(tmp_path, vision_app_config(upstream.url,
+                                                          "attachments:\n  enabled: false\n"))
         try:
             page = browser.new_context().new_page()
             page.goto(url)

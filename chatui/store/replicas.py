@@ -70,6 +70,13 @@ def rate_wait(db: Conn, user_id: str, per_minute: int, window: float, now: float
     return max(0.0, times[int(per_minute) - 1] + window - now)
 
 
+
+def _renew(db: Conn, lease_id: str, ttl: float, now: float) -> bool:
+    """Extend a live lease to now + ttl inside the caller's transaction; False if it is gone."""
+    cur = db.execute("UPDATE generation_leases SET expires_at = ? "
+                     "WHERE id = ? AND expires_at > ?", [now + ttl, str(lease_id), now])
+    return cur.rowcount == 1
+
 def _positive(value: float, what: str) -> float:
     value = float(value)
     if not value > 0:
@@ -96,11 +103,8 @@ class ReplicasMixin:
         """Extend a live lease to now + ``ttl``; False if it expired or was released (its slot
         may already be someone else's)."""
         ttl = _positive(ttl, "ttl")
-        now = time.time()
         with self._write() as db:
-            cur = db.execute("UPDATE generation_leases SET expires_at = ? "
-                             "WHERE id = ? AND expires_at > ?", [now + ttl, str(lease_id), now])
-            return cur.rowcount == 1
+            return _renew(db, lease_id, ttl, time.time())
 
     def release_generation(self, lease_id: str) -> None:
         """Give the slot back (idempotent)."""
@@ -142,16 +146,20 @@ class ReplicasMixin:
         False when the answer is no longer generating: it finished, or a reader declared it
         interrupted — the writer should then stop writing to it.
         """
-        now = time.time()
         with self._write() as db:
-            row = self._own_message(db, user_id, message_id, lock=True)
-            if row["role"] != "assistant" or row["finish_reason"] is not None:
-                return False
-            if content is None:
-                db.execute("UPDATE messages SET heartbeat_at = ? WHERE id = ?", [now, message_id])
-            else:
-                db.execute("UPDATE messages SET heartbeat_at = ?, content = ?, updated_at = ? "
-                           "WHERE id = ?", [now, str(content), now, message_id])
+            return self._beat(db, user_id, message_id, content, time.time())
+
+    def _beat(self, db: Conn, user_id: str, message_id: str, content: str | None,
+              now: float) -> bool:
+        """`heartbeat` inside the caller's transaction (NotFound if not the user's)."""
+        row = self._own_message(db, user_id, message_id, lock=True)
+        if row["role"] != "assistant" or row["finish_reason"] is not None:
+            return False
+        if content is None:
+            db.execute("UPDATE messages SET heartbeat_at = ? WHERE id = ?", [now, message_id])
+        else:
+            db.execute("UPDATE messages SET heartbeat_at = ?, content = ?, updated_at = ? "
+                       "WHERE id = ?", [now, str(content), now, message_id])
         return True
 
     def pulse(self, answers: list[tuple[str, str, str | None]],
@@ -165,23 +173,12 @@ class ReplicasMixin:
         with self._write() as db:
             for user_id, message_id, content in answers:
                 try:
-                    row = self._own_message(db, user_id, message_id, lock=True)
+                    if not self._beat(db, user_id, message_id, content, now):
+                        stopped.add(message_id)
                 except NotFound:
                     stopped.add(message_id)
-                    continue
-                if row["role"] != "assistant" or row["finish_reason"] is not None:
-                    stopped.add(message_id)
-                elif content is None:
-                    db.execute("UPDATE messages SET heartbeat_at = ? WHERE id = ?",
-                               [now, message_id])
-                else:
-                    db.execute("UPDATE messages SET heartbeat_at = ?, content = ?, "
-                               "updated_at = ? WHERE id = ?",
-                               [now, str(content), now, message_id])
             for lease_id, ttl in leases:
-                db.execute("UPDATE generation_leases SET expires_at = ? "
-                           "WHERE id = ? AND expires_at > ?",
-                           [now + _positive(ttl, "ttl"), str(lease_id), now])
+                _renew(db, lease_id, _positive(ttl, "ttl"), now)
         return stopped
 
     def interrupt_stale(self, conv_id: str | None = None, older_than: float = 60.0) -> list[str]:

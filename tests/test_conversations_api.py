@@ -9,23 +9,12 @@ import pytest
 from gradio_client import Client
 
 from tests.conftest import start_app, stop_process
-from tests.wire import WireServer
+from tests.wire import APP_CONFIG as CONFIG, WireServer
 
 pytestmark = pytest.mark.slow
 
 A = "conv-api-a-" + "a" * 40
 B = "conv-api-b-" + "b" * 40
-
-CONFIG = """
-models:
-  - name: wire
-    type: openai
-    endpoint_url: {url}/v1
-    context_length: 2048
-    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 32}}
-storage:
-  db_path: {{db}}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,10 @@ import time
 import pytest
 
 from tests.conftest import start_app, stop_process
-from tests.wire import WireServer
+from tests.wire import APP_CONFIG as CONFIG, WireServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CONFIG = """
-models:
-  - name: wire
-    type: openai
-    endpoint_url: {url}/v1
-    context_length: 2048
-    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 32}}
-storage:
-  db_path: {{db}}
-"""
 CONV_URL = re.compile(r"\?c=[0-9a-f]{32}$")
 
 

@@ -89,18 +89,6 @@ async def test_a_failing_or_rambling_model_leaves_the_first_words(world):
     assert not await retitle_after_first_answer(service, store, "someone-else", conv, "wire")
 
 
-APP_CONFIG = """
-models:
-  - name: wire
-    type: openai
-    endpoint_url: {url}/v1
-    context_length: 2048
-    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 32}}
-storage:
-  db_path: {{db}}
-"""
-
-
 @pytest.mark.slow
 def test_api_chats_get_the_models_title_without_waiting_and_a_rename_wins(tmp_path):
     """`/chat` (gradio_client): the answer comes back before the title is asked for or
@@ -109,7 +97,7 @@ def test_api_chats_get_the_models_title_without_waiting_and_a_rename_wins(tmp_pa
     from gradio_client import Client
 
     from tests.conftest import start_app, stop_process
-    from tests.wire import WireServer
+    from tests.wire import APP_CONFIG, WireServer
 
     def titles(client, token):
         return {c["id"]: c["title"] for c in client.predict(token, api_name="/conversations")}

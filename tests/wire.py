@@ -14,6 +14,19 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+# An app over one wire server, as the conversation tests run it: .format(url=server.url).
+APP_CONFIG = """
+models:
+  - name: wire
+    type: openai
+    endpoint_url: {url}/v1
+    context_length: 2048
+    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 32}}
+storage:
+  db_path: {{db}}
+"""
+
+
 class WireConfig:
     def __init__(self):
         self.status = 200  # answer every request with this HTTP status (429, 500, ...)

@@ -19,7 +19,7 @@ def generating(store: Store, user=U):
 
 
 def test_one_call_saves_every_answer_and_renews_every_lease(store: Store):
-    (c1, a1), (c2, a2) = generating(store), generating(store)
+    (_, a1), (_, a2) = generating(store), generating(store)
     lease = store.acquire_generation(U, 2, ttl=1.0)
     time.sleep(0.6)
     assert store.pulse([(U, a1, "first so far"), (U, a2, None)], [(lease, 1.0)]) == set()

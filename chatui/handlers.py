@@ -1,7 +1,8 @@
 """Gradio event handlers: translate component values to ChatService / History calls.
 
-Layout lives in ui.py; turn logic in chat.py; persistence in history.py. Generating
-handlers are async generators. The stop button ends a stream from the inside (`stop`); a
+Layout lives in ui.py; turn logic in chat.py; persistence in history.py. The conversation
+list (library_handlers.py) and the thumbs (feedback_handlers.py) are mixins of `Handlers`.
+Generating handlers are async generators. The stop button ends a stream from the inside (`stop`); a
 closed tab cancels it (Gradio); either way the `finally` stores the partial answer as
 "stopped".
 
@@ -25,7 +26,9 @@ import gradio as gr
 
 from .chat import ChatService, TurnRequest, TurnResult
 from .history import History, Turn
+from .feedback_handlers import FeedbackHandlers
 from .identity import IdentityError, new_token, user_from
+from .library_handlers import LibraryHandlers, new_session
 from .limits import LimitExceeded, SharedLimits
 from .pulse import pulse_of
 from .render import assistant_view, model_line
@@ -35,7 +38,6 @@ from .streaming import LoadAdaptiveInterval, coalesce, until
 from .titles import retitle_later
 
 log = logging.getLogger(__name__)
-REASONS = ["incorrect", "unhelpful", "unsafe", "other"]
 
 
 def unescape_shown(text: str) -> str:
@@ -45,11 +47,7 @@ def unescape_shown(text: str) -> str:
     return text.replace("&lt;", "<")
 
 
-def new_session() -> dict:
-    return {"conv": None, "ids": []}
-
-
-class Handlers:
+class Handlers(LibraryHandlers, FeedbackHandlers):
     def __init__(self, service: ChatService, history: History, update_interval: float = 0.025):
         self.service = service
         self.history = history
@@ -544,110 +542,3 @@ class Handlers:
         except NotFound:
             raise gr.Error("This conversation does not exist.", title="Not found") from None
         return chat, {"conv": conv_id, "ids": ids}
-
-    # -- conversations -------------------------------------------------------------------
-    def conversations(self, token: str, profile: gr.OAuthProfile | None = None) -> list:
-        return [{"title": t, "id": i}
-                for t, i in self.history.conversations(self.user(token, profile))]
-
-    def conversation_choices(self, token: str, session: dict | None,
-                             profile: gr.OAuthProfile | None = None):
-        user_id = self.user(token, profile)
-        conv = (session or {}).get("conv")
-        return gr.Radio(choices=self.history.conversations(user_id), value=conv)
-
-    def open_conversation(self, conv_id: str | None, token: str,
-                          profile: gr.OAuthProfile | None = None):
-        """(chat messages, session) of one of the user's conversations."""
-        if not conv_id:
-            return [], new_session()
-        user_id = self.user(token, profile)
-        try:
-            messages, ids, votes = self.history.load(user_id, conv_id)
-        except NotFound:
-            raise gr.Error("This conversation does not exist.", title="Not found") from None
-        return gr.Chatbot(messages, feedback_value=votes), {"conv": conv_id, "ids": ids}
-
-    def rename(self, conv_id: str | None, title: str, token: str,
-               profile: gr.OAuthProfile | None = None) -> str:
-        user_id = self.user(token, profile)
-        if not conv_id or not (title or "").strip():
-            raise gr.Error("Open a conversation and type a new title first.")
-        try:
-            self.history.rename(user_id, conv_id, title)
-        except NotFound:
-            raise gr.Error("This conversation does not exist.", title="Not found") from None
-        return "renamed"
-
-    def delete(self, conv_id: str | None, token: str,
-               profile: gr.OAuthProfile | None = None) -> str:
-        user_id = self.user(token, profile)
-        if not conv_id:
-            raise gr.Error("Open a conversation first.")
-        try:
-            self.history.delete(user_id, conv_id)
-        except NotFound:
-            raise gr.Error("This conversation does not exist.", title="Not found") from None
-        return "deleted"
-
-    # -- API-only twins (gr.api reads their type hints) ----------------------------------
-    def api_conversations(self, token: str) -> list:
-        """The caller's conversations, newest first: [{"title", "id"}]."""
-        return self.conversations(token)
-
-    def api_open_conversation(self, conversation_id: str, token: str) -> list:
-        """The current branch of one of the caller's conversations, as chat messages."""
-        try:
-            return self.history.load(self.user(token), conversation_id)[0]
-        except NotFound:
-            raise gr.Error("This conversation does not exist.", title="Not found") from None
-
-    def api_rename(self, conversation_id: str, title: str, token: str) -> str:
-        return self.rename(conversation_id, title, token)
-
-    def api_delete(self, conversation_id: str, token: str) -> str:
-        return self.delete(conversation_id, token)
-
-    def api_rate(self, message_id: str, vote: str, reason: str, comment: str, token: str) -> str:
-        """vote: up | down | none; reason (down only): incorrect | unhelpful | unsafe | other."""
-        return self.rate(message_id, vote, reason or None, comment or None, token)
-
-    # -- feedback ------------------------------------------------------------------------
-    def rate(self, message_id: str, vote: str, reason: str | None, comment: str | None,
-             token: str, profile: gr.OAuthProfile | None = None) -> str:
-        """vote: "up", "down" or "none" (remove). The API twin of the thumbs buttons."""
-        user_id = self.user(token, profile)
-        label = {"up": True, "down": False, "none": None}.get((vote or "").lower(), "bad")
-        if label == "bad":
-            raise gr.Error("vote must be up, down or none")
-        if reason and reason not in REASONS:
-            raise gr.Error(f"reason must be one of {', '.join(REASONS)}")
-        try:
-            self.history.rate(user_id, message_id, label, reason if label is False else None,
-                              comment if label is not None else None)
-        except NotFound:
-            raise gr.Error("This message does not exist.", title="Not found") from None
-        return vote
-
-    def like(self, token: str, session: dict | None, evt: gr.LikeData,
-             profile: gr.OAuthProfile | None = None):
-        """Thumbs on bubble `evt.index`: store the vote; a thumbs-down opens the reason box."""
-        ids = (session or {}).get("ids") or []
-        index = evt.index if isinstance(evt.index, int) else evt.index[0]
-        if not 0 <= index < len(ids) or ids[index] is None:
-            gr.Warning("This answer is still being written; rate it when it is done.")
-            return gr.update(visible=False), None
-        liked = evt.liked
-        label = liked if isinstance(liked, bool) else None
-        self.rate(ids[index], {True: "up", False: "down", None: "none"}[label], None, None,
-                  token, profile)
-        if label is False:
-            return gr.update(visible=True), ids[index]
-        return gr.update(visible=False), None
-
-    def send_reason(self, message_id: str | None, reason: str | None, comment: str | None,
-                    token: str, profile: gr.OAuthProfile | None = None):
-        if message_id:
-            self.rate(message_id, "down", reason, comment, token, profile)
-            gr.Info("Thanks — your feedback was saved.")
-        return gr.update(visible=False), None, "", None

@@ -20,7 +20,8 @@ from urllib.parse import parse_qs
 
 import gradio as gr
 
-from .handlers import Handlers, new_session
+from .handlers import Handlers
+from .library_handlers import new_session
 from .share_page import NOT_FOUND_BANNER, search_results_html, share_banner, share_messages
 from .store import InvalidArgument, NotFound
 from .store.search import query_terms

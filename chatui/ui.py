@@ -8,7 +8,9 @@ import gradio as gr
 
 from . import dashboard, prefs
 from .chat import ChatService
-from .handlers import REASONS, Handlers, new_session
+from .feedback_handlers import REASONS
+from .handlers import Handlers
+from .library_handlers import new_session
 from .identity import browser_secret
 from .history import History
 from .safe_chatbot import safe_chatbot

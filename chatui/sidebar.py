@@ -113,19 +113,21 @@ class Sidebar:
             return False
 
     # -- the chat list's date groups ---------------------------------------------------------
-    def list_groups(self, token: str, profile: gr.OAuthProfile | None = None,
-                    now: float | None = None) -> str:
+    def list_groups(self, token: str, tz_offset: float | None = None,
+                    profile: gr.OAuthProfile | None = None, now: float | None = None) -> str:
         """A <style> putting "Today", "Yesterday", "Previous 7 days", "Older" above the first
         chat of each group. The list is newest first, so a group is a run of labels and
         ``label:nth-of-type(k)::before`` places each heading; the labels' own text stays the
-        title (generated content is not part of it). ui.js asks again when the list changes."""
+        title (generated content is not part of it). ui.js asks again when the list changes.
+        `tz_offset`: the browser's `Date.getTimezoneOffset()`, so "Today" is the viewer's day."""
         if not token and not profile:
             return ""                           # the page is still getting its token
         try:
             convs = self.store.list_conversations(self.h.user(token, profile))
         except gr.Error:
             return ""                           # not signed in: no list to head
-        return group_style(date_groups([c["updated_at"] for c in convs], now))
+        return group_style(date_groups([c["updated_at"] for c in convs], now,
+                                       utc_offset_minutes(tz_offset)))
 
     # -- titles ------------------------------------------------------------------------------
     async def retitle(self, token: str, session: dict | None, model: str | None,
@@ -281,13 +283,27 @@ class Sidebar:
 GROUPS = ("Today", "Yesterday", "Previous 7 days", "Older")
 
 
-def date_groups(times: list[float], now: float | None = None) -> list[tuple[str, int]]:
-    """(group, index of its first item) for epoch times sorted newest first; days are the
-    server's local calendar days."""
-    today = datetime.fromtimestamp(now if now is not None else time.time()).date()
+def utc_offset_minutes(value) -> int | None:
+    """A browser's `getTimezoneOffset()` (UTC minus local time, in minutes), or None when it
+    is not a plausible one (anything a client sends arrives here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return int(value) if -16 * 60 <= value <= 16 * 60 else None
+
+
+def date_groups(times: list[float], now: float | None = None,
+                offset_minutes: int | None = None) -> list[tuple[str, int]]:
+    """(group, index of its first item) for epoch times sorted newest first. Days are the
+    viewer's calendar days when their UTC offset is known, else the server's."""
+    def day(t: float) -> int:
+        if offset_minutes is None:
+            return datetime.fromtimestamp(t).date().toordinal()
+        return int((t - offset_minutes * 60) // 86400)
+
+    today = day(now if now is not None else time.time())
     out: list[tuple[str, int]] = []
     for i, t in enumerate(times):
-        age = (today - datetime.fromtimestamp(t).date()).days
+        age = today - day(t)
         name = GROUPS[0] if age <= 0 else GROUPS[1] if age == 1 else \
             GROUPS[2] if age <= 7 else GROUPS[3]
         if not out or out[-1][0] != name:

@@ -87,6 +87,7 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
             # list changes).
             list_groups = gr.HTML(visible="hidden", elem_id="conv-groups")
             groups_btn = gr.Button("Group chats", visible="hidden", elem_id="conv-groups-refresh")
+            tz_offset = gr.Number(visible=False)
             url_query = gr.Textbox(visible=False)
             with gr.Accordion("Settings", open=False):
                 system_prompt = gr.Textbox(default.system_prompt, label="System prompt", lines=3,
@@ -370,7 +371,9 @@ def _wire_issue_11(h: Handlers, page_load, c: dict) -> None:
                                    js="(id) => window.chatuiUrl ? window.chatuiUrl.shareLink(id)"
                                       " : id", **private)
     c["revoke_btn"].click(sb.revoke, [my_links, token], [my_links], **private)
-    c["groups_btn"].click(sb.list_groups, [token], [c["list_groups"]],
+    # The browser's UTC offset travels with the request, so "Today" is the viewer's day.
+    c["groups_btn"].click(sb.list_groups, [token, c["tz_offset"]], [c["list_groups"]],
+                          js="(token) => [token, new Date().getTimezoneOffset()]",
                           trigger_mode="always_last", **private)
     # A new chat's model-written title, once its first answer is stored and shown (a step of
     # its own after the send: it never delays the answer).

@@ -3,10 +3,12 @@ results' HTML (escaped, words marked) and the shared view's rendering."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
+
+import pytest
 
 from chatui.share_page import search_results_html, share_messages
-from chatui.sidebar import date_groups, group_style
+from chatui.sidebar import date_groups, group_style, utc_offset_minutes
 
 NOW = datetime(2026, 12, 2, 15, 0).timestamp()
 
@@ -46,3 +48,22 @@ def test_shared_view_renders_like_the_chat():
     assert msgs[1]["content"] == "<small>m</small>"
     assert any((m.get("metadata") or {}).get("title") == "Sources (1)" for m in msgs)
     assert any((m.get("metadata") or {}).get("title") == "n" for m in msgs)
+
+
+def test_groups_follow_the_viewers_day_not_the_servers():
+    # 2026-12-02 10:30 UTC: already the 3rd in Kiritimati (UTC+14), still the 1st at UTC-12.
+    now = datetime(2026, 12, 2, 10, 30, tzinfo=timezone.utc).timestamp()
+    t = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc).timestamp()   # 23:00 on the 2nd at +14
+    kiritimati, baker = -14 * 60, 12 * 60              # getTimezoneOffset() is UTC - local
+    assert date_groups([t], now, kiritimati) == [("Yesterday", 0)]
+    assert date_groups([t], now, baker) == [("Today", 0)]
+    assert date_groups([t], now, 0) == [("Today", 0)]
+    late = datetime(2026, 12, 1, 13, 0, tzinfo=timezone.utc).timestamp()  # the 1st at UTC-12
+    assert date_groups([late], now, baker) == [("Today", 0)]
+    assert date_groups([late], now, 0) == [("Yesterday", 0)]
+
+
+@pytest.mark.parametrize("value", ["-60", None, float("nan"), True, 10_000, [1]])
+def test_an_implausible_offset_falls_back_to_the_servers_day(value):
+    assert utc_offset_minutes(value) is None
+    assert utc_offset_minutes(-120) == -120 and utc_offset_minutes(330.0) == 330

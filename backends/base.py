@@ -6,6 +6,12 @@ first; the stream always ends with exactly one *final* delta that carries
 as exceptions: they end the stream with `finish_reason="error"` and a user-facing
 `error` message, so the caller keeps whatever text already streamed.
 
+A message list that ends with an *assistant* message asks for a continuation (prefill):
+that message is the answer so far, cut at the length limit, and the backend writes what
+follows it in the same assistant turn — the prompt leaves the turn open (no end-of-turn
+token after it, no new assistant header), and the deltas carry only the new text, which the
+caller appends to the partial answer as is (its leading space included).
+
 Backends never import Gradio or the store: they are usable from any asyncio program.
 """
 
@@ -81,6 +87,11 @@ def content_images(content: Any) -> list[str]:
             if isinstance(p, dict) and p.get("type") == "image_url"]
 
 
+def continues(messages: list[dict]) -> bool:
+    """True when the last message is a partial answer to continue (see the module doc)."""
+    return bool(messages) and messages[-1].get("role") == "assistant"
+
+
 class BackendError(Exception):
     """A failure with a message fit to show a user. `kind` lets callers react (retry on 429...)."""
 
@@ -119,8 +130,11 @@ class Backend(abc.ABC):
             from .reasoning import split_reasoning
 
             # One splitter for every backend: inline <think> tags become Delta.reasoning.
+            # Not for a continuation: it resumes the answer mid-sentence, where a tag would be
+            # quoted text, not thinking (and the thinking step was already shown).
+            tags = None if continues(messages) else self.reasoning_tags
             async with contextlib.aclosing(split_reasoning(self._stream(messages, params),
-                                                           self.reasoning_tags)) as deltas:
+                                                           tags)) as deltas:
                 async for delta in deltas:
                     if delta.is_final:
                         final_seen = True

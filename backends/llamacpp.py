@@ -18,8 +18,14 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from .base import ERROR, LENGTH, STOP, STOPPED, Backend, BackendError, Delta, GenerationParams
+from .base import (ERROR, LENGTH, STOP, STOPPED, Backend, BackendError, Delta, GenerationParams,
+                   content_text, continues)
 from .spec import ModelSpec
+
+# For GGUFs without a chat template (llama-cpp-python's own fallback differs per model).
+_CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + "
+           "'<|im_end|>\\n' }}{% endfor %}"
+           "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
 
 
@@ -163,6 +169,63 @@ class LlamaCppBackend(Backend):
                        for m in messages)
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=True)) + 3
 
+    def continuation_prompt(self, messages: list[dict], llm=None) -> tuple[str, list[str]]:
+        """The prompt text for continuing the partial answer in `messages[-1]`, and the stop
+        strings of the template.
+
+        create_chat_completion always closes the last message and opens a new assistant turn
+        (the model then starts over); here the GGUF's own chat template renders the whole
+        conversation, partial answer included, and the prompt is cut right after that
+        answer, as transformers' `continue_final_message` does: the assistant turn stays
+        open and the model writes its next token."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = llm or self.load()
+        template = llm.metadata.get("tokenizer.chat_template") or _CHATML
+
+        def token_text(token: int) -> str:
+            return llm._model.token_get_text(token) if token != -1 else ""
+
+        plain = [{"role": m["role"], "content": content_text(m.get("content"))}
+                 for m in messages]
+        partial = plain[-1]["content"]
+        formatter = Jinja2ChatFormatter(template, eos_token=token_text(llm.token_eos()),
+                                        bos_token=token_text(llm.token_bos()),
+                                        add_generation_prompt=False)
+        rendered = formatter(messages=plain)
+        stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
+        core = partial.strip()
+        at = rendered.prompt.rfind(core) if core else -1
+        if at >= 0:
+            # Templates may trim the content: the answer's own trailing whitespace is kept.
+            prompt = rendered.prompt[:at] + core + partial[len(partial.rstrip()):]
+        else:  # a template that rewrites assistant content: open a turn and prefill it
+            opened = Jinja2ChatFormatter(template, eos_token=token_text(llm.token_eos()),
+                                         bos_token=token_text(llm.token_bos()),
+                                         add_generation_prompt=True)(messages=plain[:-1])
+            prompt = opened.prompt + partial
+        return prompt, [s for s in stop if s]
+
+    def _completion(self, llm, messages: list[dict], kwargs: dict):
+        """The chunk stream for one answer, and a function giving a chunk's text."""
+        if not continues(messages):
+            def chat_text(choice: dict) -> tuple[str, str]:
+                delta = choice.get("delta", {})
+                # Reasoning in its own field (chat handlers that parse it); inline <think>
+                # tags in the text are split by Backend.stream.
+                return (delta.get("content") or "",
+                        delta.get("reasoning_content") or delta.get("reasoning") or "")
+
+            return llm.create_chat_completion(messages=messages, **kwargs), chat_text
+        prompt, stop = self.continuation_prompt(messages, llm)
+        # special=True: the template's markers are tokens, not text. add_bos=False: a
+        # template that wants a BOS writes it (and the handler does the same).
+        tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        kwargs["stop"] = (kwargs.get("stop") or []) + stop or None
+        # The completion's text keeps the leading space of its first token (" treasure"):
+        # that space is the join between the partial answer and the new text.
+        return llm.create_completion(tokens, **kwargs), lambda c: (c.get("text") or "", "")
+
     def _generate(self, messages, params: GenerationParams, put, cancel: threading.Event):
         """Worker thread body: push Deltas through `put`, end with a final one."""
         llm = None
@@ -177,7 +240,7 @@ class LlamaCppBackend(Backend):
                     f"The conversation ({prompt_tokens} tokens) does not fit the model's "
                     f"{self.context_length}-token context.", kind="context")
             kwargs = dict(
-                messages=messages, stream=True,
+                stream=True,
                 max_tokens=min(params.max_new_tokens, self.context_length - prompt_tokens),
                 temperature=params.temperature, top_p=params.top_p,
                 repeat_penalty=params.repetition_penalty or 1.0,
@@ -185,16 +248,13 @@ class LlamaCppBackend(Backend):
             if params.seed is not None:
                 kwargs["seed"] = params.seed
             n, finish = 0, STOP
-            for chunk in llm.create_chat_completion(**kwargs):
+            chunks, text_of = self._completion(llm, messages, kwargs)
+            for chunk in chunks:
                 if cancel.is_set():
                     finish = STOPPED
                     break
                 choice = chunk["choices"][0]
-                delta = choice.get("delta", {})
-                text = delta.get("content")
-                # Reasoning in its own field (chat handlers that parse it); inline <think>
-                # tags in the text are split by Backend.stream.
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                text, reasoning = text_of(choice)
                 if text or reasoning:
                     n += 1
                     put(Delta(text=text or "", reasoning=reasoning))

@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncIterator
 
 from .base import (ERROR, LENGTH, STOP, Backend, BackendError, Delta, GenerationParams,
-                   content_text)
+                   content_text, continues)
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,18 @@ def chatml(messages: list[dict]) -> str:
     # route), their text kept.
     parts = [f"<|im_start|>{m['role']}\n{content_text(m.get('content'))}<|im_end|>\n"
              for m in messages]
+    if continues(messages):  # the partial answer's turn stays open: the model goes on
+        return "".join(parts[:-1]) + "<|im_start|>assistant\n" + content_text(
+            messages[-1].get("content"))
     return "".join(parts) + "<|im_start|>assistant\n"
+
+
+# A continuation on the chat route: the partial answer is the last (assistant) message and
+# these fields ask the server to render it as an open turn (vLLM's chat route reads them, as
+# transformers' apply_chat_template does; llama.cpp's C++ server prefills a final assistant
+# message by itself).
+# A server that refuses unknown fields (HTTP 400/422) gets the request again without them.
+CONTINUE_FIELDS = {"continue_final_message": True, "add_generation_prompt": False}
 
 
 class RemoteBackend(Backend):
@@ -184,7 +195,8 @@ class RemoteBackend(Backend):
         client._async_client = self._http()  # not entered in its exit stack: the pool outlives it
         return client
 
-    async def _open(self, client, messages: list[dict], p: GenerationParams):
+    async def _open(self, client, messages: list[dict], p: GenerationParams,
+                    prefill: bool = True):
         if self.route == "generate":
             # TGI answers 422 to temperature=0 and top_p=1.0 on /generate_stream.
             greedy = p.temperature <= 0
@@ -193,22 +205,28 @@ class RemoteBackend(Backend):
                 do_sample=not greedy, temperature=None if greedy else p.temperature,
                 top_p=p.top_p if 0 < p.top_p < 1 else None,
                 repetition_penalty=p.repetition_penalty, stop=p.stop or None, seed=p.seed)
-        extra = {"repetition_penalty": p.repetition_penalty} if p.repetition_penalty else None
+        extra = {"repetition_penalty": p.repetition_penalty} if p.repetition_penalty else {}
+        if prefill and continues(messages):
+            extra.update(CONTINUE_FIELDS)
         return await client.chat_completion(
             messages, model=self.model_id, stream=True, max_tokens=p.max_new_tokens,
             temperature=p.temperature, top_p=p.top_p, stop=p.stop or None, seed=p.seed,
-            stream_options={"include_usage": True}, extra_body=extra)
+            stream_options={"include_usage": True}, extra_body=extra or None)
 
     async def _stream(self, messages, params) -> AsyncIterator[Delta]:
-        attempt = 0
+        attempt, prefill = 0, True
         while True:
             client = self._client()
             try:
-                stream = await self._open(client, messages, params)
+                stream = await self._open(client, messages, params, prefill)
                 break
             except Exception as e:
                 await client.close()
                 err = map_error(e, self.url)
+                if (err.kind == "bad_request" and prefill and continues(messages)
+                        and self.route != "generate"):
+                    prefill = False  # the server refused CONTINUE_FIELDS: plain messages
+                    continue
                 if err.status in RETRYABLE and attempt < self.max_retries:
                     attempt += 1
                     wait = _retry_after(e)

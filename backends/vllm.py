@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .base import (ERROR, LENGTH, STOP, STOPPED, Backend, BackendError, Delta, GenerationParams,
-                   content_images, content_text)
+                   content_images, content_text, continues)
 from .spec import ModelSpec, VllmEngineSettings
 
 log = logging.getLogger(__name__)
@@ -278,8 +278,12 @@ class VllmBackend(Backend):
 
     def _encode(self, messages: list[dict], tokenizer: Any = None) -> list[int]:
         tok = tokenizer or self._tokenizer
+        # A continuation (a final assistant message) stays an open turn: no end-of-turn
+        # token after the partial answer, no new assistant header (transformers' own flag).
+        more = continues(messages)
         try:
-            ids = tok.apply_chat_template(self._clean(messages), add_generation_prompt=True,
+            ids = tok.apply_chat_template(self._clean(messages), add_generation_prompt=not more,
+                                          continue_final_message=more,
                                           tokenize=True, return_dict=False)
         except Exception as e:
             raise BackendError(f"{self.name}: the chat template failed: {_one_line(e)}",

@@ -39,12 +39,6 @@ class TurnRequest:
     documents: list = field(default_factory=list)
 
 
-# Backend-neutral "continue": chat APIs cannot all prefill an assistant turn, but every chat
-# model can be asked to go on; the new text is appended to the same stored answer.
-CONTINUE_PROMPT = ("Continue your previous answer exactly where it stopped. Do not repeat "
-                   "anything you already wrote.")
-
-
 @dataclass
 class TurnResult:
     text: str = ""
@@ -173,8 +167,11 @@ class ChatService:
                 content = user_content(req.message, req.images)
             messages = system + req.history + [{"role": "user", "content": content}]
             if req.prefix:
-                messages += [{"role": "assistant", "content": req.prefix},
-                             {"role": "user", "content": CONTINUE_PROMPT}]
+                # Continue: the partial answer ends the prompt as an open assistant turn
+                # (backends/base.py), so the model writes its next words, not a new answer
+                # (asked in a new user turn, small models started over: "…and theThe…").
+                # The new text is appended as it comes: its leading space is the join.
+                messages += [{"role": "assistant", "content": req.prefix}]
             try:
                 fitted = fit_messages(messages, backend.context_length, params.max_new_tokens,
                                       backend.count_tokens)

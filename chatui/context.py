@@ -1,6 +1,7 @@
 """Fit a conversation into the model's context window.
 
-Oldest turns go first; the system prompt and the newest user message are never dropped.
+Oldest turns go first; the system prompt and the newest user message are never dropped
+(nor, when continuing an answer, the partial answer after it).
 The answer needs room too, so the budget reserves max_new_tokens (shrunk, not refused,
 when only a shorter answer would fit).
 """
@@ -32,6 +33,8 @@ def fit_messages(messages: list[dict], context_length: int, max_new_tokens: int,
     if not turns:
         raise ValueError("no message to answer")
     answer = min(max_new_tokens, max(context_length // 2, MIN_ANSWER_TOKENS))
+    # A continuation ends with the partial answer: its question stays with it.
+    keep = 2 if len(turns) >= 2 and turns[-1]["role"] == "assistant" else 1
     start = 0
     while True:
         candidate = system + turns[start:]
@@ -40,7 +43,7 @@ def fit_messages(messages: list[dict], context_length: int, max_new_tokens: int,
             return Fitted(candidate, start, max_new_tokens if start == 0 and
                           used + max_new_tokens <= context_length else
                           max(answer, min(max_new_tokens, context_length - used)), used)
-        if start >= len(turns) - 1:
+        if start >= len(turns) - keep:
             if used + MIN_ANSWER_TOKENS <= context_length:
                 return Fitted(candidate, start, context_length - used, used)
             raise ContextOverflow(
@@ -49,5 +52,5 @@ def fit_messages(messages: list[dict], context_length: int, max_new_tokens: int,
                 "model with a longer context.")
         start += 1
         # Never start the kept history on an assistant turn: it would answer nothing.
-        while start < len(turns) - 1 and turns[start]["role"] != "user":
+        while start < len(turns) - keep and turns[start]["role"] != "user":
             start += 1

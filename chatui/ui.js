@@ -229,9 +229,29 @@
 
   // 6. Each answer starts with a muted line naming its model (render.py model_line); the
   //    chat's Copy buttons copy message sources, so keep that line out of the clipboard.
-  const MODEL_LINE = /^<small>[^<\n]*<\/small>\n*/gm;
+  //    Copy conversation copies "assistant: <small>…</small>" as a turn of its own: drop it.
+  const MODEL_LINE = /^(?:assistant: )?<small>[^<\n]*<\/small>\n*/gm;
   if (navigator.clipboard?.writeText) {
     const write = navigator.clipboard.writeText.bind(navigator.clipboard);
     navigator.clipboard.writeText = (text) => write(String(text).replace(MODEL_LINE, ""));
   }
+
+  // 10. "‹ Previous  Answer 1 / 2  Next ›": no Previous at the first version, no Next at the
+  //     last (the labels are what the server sends; the buttons follow them).
+  const ends = () => {
+    for (const kind of ["answer", "question"]) {
+      const m = document.querySelector(`#${kind}-position`)?.innerText.match(/(\d+)\s*\/\s*(\d+)/);
+      const prev = document.querySelector(`#prev-${kind}`);
+      const next = document.querySelector(`#next-${kind}`);
+      if (!m || !prev || !next) continue;
+      prev.disabled = m[1] === "1";
+      next.disabled = m[1] === m[2];
+    }
+  };
+  let endsQueued = false;                   // once per frame, however fast tokens arrive
+  new MutationObserver(() => {
+    if (endsQueued) return;
+    endsQueued = true;
+    requestAnimationFrame(() => { endsQueued = false; ends(); });
+  }).observe(document.body, { childList: true, subtree: true, characterData: true });
 }

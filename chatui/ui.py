@@ -273,10 +273,24 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
         send_reason.click(h.send_reason, [disliked, reason, comment, token],
                           [reason_box, disliked, comment, reason], **private)
 
-        rename_btn.click(h.rename, [conversations, new_title, token], [api_result], **private
-                         ).success(**refresh_list)
-        # Delete asks first: the button only opens the "Confirm delete / Cancel" step.
-        delete_btn.click(lambda: gr.update(visible=True), None, [confirm_box], **private)
+        # Enter in the title box renames, as the button does; the box empties afterwards and
+        # whenever another chat opens, so a leftover title never renames the wrong chat.
+        gr.on([rename_btn.click, new_title.submit], h.rename,
+              [conversations, new_title, token], [api_result], **private
+              ).success(lambda: "", None, [new_title], **private).success(**refresh_list)
+        # (In the browser, at once: the list's Rename button fills the box right after it
+        # opens the chat, and a server round trip could clear it afterwards.)
+        conversations.change(None, None, [new_title], js="() => ''", **private)
+
+        # Delete asks first: the button only opens the "Confirm delete / Cancel" step (and
+        # with no chat open there is nothing to confirm).
+        def ask_delete(conv_id):
+            if not conv_id:
+                gr.Warning("Open a conversation to delete it.")
+            return gr.update(visible=bool(conv_id))
+
+        # Queued: Gradio shows no toast for an unqueued event.
+        delete_btn.click(ask_delete, [conversations], [confirm_box], api_visibility="private")
         cancel_delete.click(lambda: gr.update(visible=False), None, [confirm_box], **private)
         confirm_delete.click(lambda: gr.update(visible=False), None, [confirm_box], **private
                              ).then(h.delete, [conversations, token], [api_result], **private

@@ -248,10 +248,22 @@
       next.disabled = m[1] === m[2];
     }
   };
-  let endsQueued = false;                   // once per frame, however fast tokens arrive
+
+  // 11. The browser tab names the open chat, as HuggingChat's does ("Title - Chat UI"); a
+  //     new chat, a shared page or no chat gives the app's own title back.
+  const appTitle = document.title;
+  const nameTab = () => {
+    const open = document.querySelector("#conversations label:has(input:checked)");
+    const title = open?.innerText.trim();
+    const wanted = title ? `${title} - ${appTitle}` : appTitle;
+    if (document.title !== wanted) document.title = wanted;
+  };
+
+  let framePending = false;                 // once per frame, however fast tokens arrive
   new MutationObserver(() => {
-    if (endsQueued) return;
-    endsQueued = true;
-    requestAnimationFrame(() => { endsQueued = false; ends(); });
-  }).observe(document.body, { childList: true, subtree: true, characterData: true });
+    if (framePending) return;
+    framePending = true;
+    requestAnimationFrame(() => { framePending = false; ends(); nameTab(); });
+  }).observe(document.body, { childList: true, subtree: true, characterData: true,
+                              attributes: true, attributeFilter: ["class"] });
 }

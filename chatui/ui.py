@@ -270,8 +270,9 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
 
         # Feedback: thumbs on any answer; a thumbs-down opens the optional reason box.
         chatbot.like(h.like, [token, session], [reason_box, disliked], **private)
+        # Queued, so its "Thanks" toast shows (Gradio shows none for an unqueued event).
         send_reason.click(h.send_reason, [disliked, reason, comment, token],
-                          [reason_box, disliked, comment, reason], **private)
+                          [reason_box, disliked, comment, reason], api_visibility="private")
 
         # Enter in the title box renames, as the button does; the box empties afterwards and
         # whenever another chat opens, so a leftover title never renames the wrong chat.

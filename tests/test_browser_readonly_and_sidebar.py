@@ -147,3 +147,40 @@ def test_version_arrows_are_disabled_at_the_ends(app, browser):
     page.click("#next-answer")
     page.wait_for_selector("#answer-position:has-text('2 / 2')", timeout=15_000)
     page.context.close()
+
+
+def test_the_browser_tab_names_the_open_chat(app, browser):
+    page = open_page(browser, app)
+    app_title = page.title()
+    assert app_title and "Name the tab" not in app_title
+    ask(page, "Name the tab")
+    page.wait_for_function("() => document.title.startsWith('Name the tab - ')", timeout=15_000)
+    assert page.title() == f"Name the tab - {app_title}"
+    page.click("#new-chat")
+    page.wait_for_function("t => document.title === t", arg=app_title, timeout=10_000)
+    page.context.close()
+
+
+def test_a_thumbs_down_reason_is_thanked(app, browser):
+    page = open_page(browser, app)
+    ask(page, "Rate me down")
+    page.click('#chatbot button[aria-label="Dislike"]')
+    page.wait_for_selector("#reason-box", state="visible", timeout=10_000)
+    page.click("#reason-box label:has-text('unhelpful')")
+    page.click("#reason-box button:has-text('Send')")
+    page.wait_for_function("() => document.body.innerText.includes('your feedback was saved')",
+                           timeout=10_000)
+    page.context.close()
+
+
+def test_the_pages_own_script_runs_without_errors(app, browser):
+    """ui.js runs as one function: one error in it silently turns off everything it does."""
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    ask(page, "Any errors?")
+    assert not [e for e in errors if "custom JS" in e or "SyntaxError" in e], errors
+    page.context.close()

@@ -171,16 +171,25 @@ class History:
         return siblings[i]
 
     def _title_follows_branch(self, user_id: str, conv_id: str, old_id: str, new_id: str) -> None:
-        """Switching versions of the first question retitles the chat, unless it was renamed."""
+        """Editing the first question, or switching its versions, retitles the chat with the
+        first words of the question now on screen, unless the user renamed it: a title of
+        the first words or a model-written one follows (the model writes a new one once the
+        new question has its answer: titles.py). A title older than its source (None)
+        follows only while it is the old question's first words."""
         old, new = self.store.get_message(user_id, old_id), self.store.get_message(user_id, new_id)
         if old["role"] != "user" or old["parent_id"] is not None:
             return
         conv = self.store.get_conversation(user_id, conv_id)
-        if conv["title"] in ("", title_from(old["content"])):
-            self.store.rename_conversation(user_id, conv_id, title_from(new["content"]))
+        source = conv.get("title_source")
+        if source == "user":
+            return
+        if source in ("auto", "model") or conv["title"] in ("", title_from(old["content"])):
+            self.store.rename_conversation(user_id, conv_id, title_from(new["content"]),
+                                           by="auto")
 
     def rename(self, user_id: str, conv_id: str, title: str) -> None:
-        self.store.rename_conversation(user_id, conv_id, title_from(title) or "Untitled")
+        self.store.rename_conversation(user_id, conv_id, title_from(title) or "Untitled",
+                                       by="user")
 
     def delete(self, user_id: str, conv_id: str) -> None:
         self.store.delete_conversation(user_id, conv_id)

@@ -12,9 +12,10 @@ from backends.base import GenerationParams
 from backends.remote import RemoteBackend
 from chatui.chat import ChatService
 from chatui.config import Settings
-from chatui.history import title_from
+from chatui.chat import TurnResult
+from chatui.history import History, title_from
 from chatui.store import Store
-from chatui.titles import clean_title, retitle_after_first_answer
+from chatui.titles import clean_title, fits_chat, retitle_after_first_answer
 
 U = "title-user"
 
@@ -87,6 +88,69 @@ async def test_a_failing_or_rambling_model_leaves_the_first_words(world):
     assert store.get_conversation(U, conv)["title"] == title_from(
         "how do tides work exactly and why twice a day")
     assert not await retitle_after_first_answer(service, store, "someone-else", conv, "wire")
+
+
+@pytest.mark.parametrize("title,question,answer,ok", [
+    # QA: the small model echoed the title instructions instead of naming the chat
+    ("No, no quotes here", "Count from one to five.", "1, 2, 3, 4, 5", False),
+    ("Counting to Five", "Count from one to five.", "1, 2, 3, 4, 5", True),
+    ("Counting 1 to 5", "Count from one to five.", "1, 2, 3, 4, 5", True),  # the answer's words
+    ("Counting practice", "Count from one to five.", "", True),  # a form of the same word
+    ("Tidal rhythms", "how do tides work exactly", "", False),  # no word in common: refused
+    ("Pirate Tales", "Tell me a story about pirates.", "", True),  # plural, case
+    ("Stories of the Sea", "Tell me a story about pirates.", "", True),
+    ("A Helpful Assistant", "Tell me a story about pirates.", "Arr, once a crew…", False),
+    ("Summary of the chat", "Count from one to five.", "1 2 3 4 5", False),
+    ("Five Title Ideas", "Count from one to five.", "1 2 3 4 5", False),  # shares "five", echoes
+    ("Essay Title Tips", "How do I write a good title for my essay?", "", True),
+    ("Conversation starter", "Hi", "Hello! How can I help?", False),
+    ("The and of", "the and of", "", False),  # stop words only
+    ("海盗故事", "讲一个海盗的故事", "", True),
+])
+def test_a_model_title_must_be_about_the_chat(title, question, answer, ok):
+    assert fits_chat(title, question, answer) is ok
+
+
+async def test_a_title_echoing_the_instructions_falls_back_to_the_first_words(world):
+    service, store, wire = world
+    wire.tokens, wire.token_text = 1, "No, no quotes here"
+    first = "Count from one to five."
+    conv = first_exchange(store, first)
+    assert not await retitle_after_first_answer(service, store, U, conv, "wire")
+    assert store.get_conversation(U, conv)["title"] == title_from(first)
+    wire.token_text = "Counting from one to five"
+    assert await retitle_after_first_answer(service, store, U, conv, "wire")
+    c = store.get_conversation(U, conv)
+    assert (c["title"], c["title_source"]) == ("Counting from one to five", "model")
+
+
+async def test_an_edited_first_question_gets_a_new_model_title_after_its_answer(world):
+    """The sidebar named the old question after the first question was edited, when the
+    title was model-written: it follows the question on screen, then the model titles it."""
+    service, store, wire = world
+    history = History(store)
+    wire.tokens, wire.token_text = 1, "Tides and the moon"
+    t = history.start(U, None, "how do tides work exactly", "wire", "")
+    history.finish(U, t, TurnResult(text="The moon pulls.", finish_reason="stop"), "wire",
+                   "openai")
+    conv = t.conversation_id
+    assert await retitle_after_first_answer(service, store, U, conv, "wire")
+    assert history.conversations(U) == [("Tides and the moon", conv)]
+
+    edited = history.edit(U, conv, t.user_message_id, "why is the sea salty")
+    assert history.conversations(U) == [(title_from("why is the sea salty"), conv)]
+    wire.token_text = "Salty sea water"
+    # not before the new question has its answer
+    assert not await retitle_after_first_answer(service, store, U, conv, "wire")
+    history.finish(U, edited, TurnResult(text="Rivers carry salt.", finish_reason="stop"),
+                   "wire", "openai")
+    assert await retitle_after_first_answer(service, store, U, conv, "wire")
+    with Store(store.url) as reloaded:
+        assert [c["title"] for c in reloaded.list_conversations(U)] == ["Salty sea water"]
+    # a rename still wins over later edits
+    history.rename(U, conv, "Mine")
+    history.edit(U, conv, edited.user_message_id, "what is brine")
+    assert history.conversations(U) == [("Mine", conv)]
 
 
 @pytest.mark.slow

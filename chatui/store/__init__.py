@@ -58,10 +58,13 @@ API (all methods are thread-safe)
 ``create_conversation(user_id, title="", model="", system_prompt="") -> str``
 ``list_conversations(user_id, limit=200) -> list[dict]``  newest first (by ``updated_at``):
     ``id, title, model, created_at, updated_at``
-``get_conversation(user_id, conv_id) -> dict``  ``id, title, model, system_prompt,
-    current_leaf_id, created_at, updated_at``
-``update_conversation(user_id, conv_id, *, title=None, model=None, system_prompt=None)``
-``rename_conversation(user_id, conv_id, title)``
+``get_conversation(user_id, conv_id) -> dict``  ``id, title, title_source, model,
+    system_prompt, current_leaf_id, created_at, updated_at``. ``title_source``: who set the
+    title, ``"auto"`` (first words), ``"model"``, ``"user"``, or None (unknown: set before
+    schema v8, or a copy).
+``update_conversation(user_id, conv_id, *, title=None, model=None, system_prompt=None,
+    title_source=None)``
+``rename_conversation(user_id, conv_id, title, by="user")``  ``by``: the title's source.
 ``delete_conversation(user_id, conv_id)``  cascades to messages and feedback.
 
 ``add_message(user_id, conv_id, role, content, parent_id=LEAF, **meta) -> str``

@@ -247,6 +247,15 @@ CREATE INDEX attachments_conversation ON attachments(conversation_id, kind);
 CREATE INDEX attachments_message ON attachments(message_id)
 """
 
+# v8: who set a conversation's title, so a title follows an edit of the first question unless
+# the user chose it: 'auto' (the first question's first words), 'model' (written by the model,
+# titles.py), 'user' (a rename). NULL: a title from before v8 (or a copy: share, battle);
+# whether the user chose it is unknown, so it follows only while it is the first words.
+_MIGRATION_8 = """
+ALTER TABLE conversations ADD COLUMN title_source TEXT
+    CHECK (title_source IS NULL OR title_source IN ('auto', 'model', 'user'))
+"""
+
 MIGRATIONS: list[tuple[int, str, str | dict[str, str]]] = [
     (1, "initial schema", _MIGRATION_1),
     (2, "feedback reason/comment, message sources", _MIGRATION_2),
@@ -255,6 +264,7 @@ MIGRATIONS: list[tuple[int, str, str | dict[str, str]]] = [
     (5, "full-text search of conversations, share links", _MIGRATION_5),
     (6, "arena battles and per-turn votes", _MIGRATION_6),
     (7, "attachments: images and documents sent with messages", _MIGRATION_7),
+    (8, "conversation title source (first words, model, user)", _MIGRATION_8),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -13,7 +13,10 @@ from .base import (LEAF, MAX_TITLE_CHARS, META_FIELDS, ROLES, UPDATABLE, Invalid
                    NotFound, check_finish_reason, check_id, message_dict, new_id)
 from .engines import Conn
 
-CONV_COLUMNS = "id, title, model, system_prompt, current_leaf_id, created_at, updated_at"
+CONV_COLUMNS = ("id, title, title_source, model, system_prompt, current_leaf_id, created_at, "
+                "updated_at")
+# Who set a title (schema v8): the first words, the model, the user (rename).
+TITLE_SOURCES = ("auto", "model", "user")
 
 MSG_SELECT = """
 SELECT m.*, f.label AS fb_label, f.reason AS fb_reason, f.comment AS fb_comment
@@ -71,9 +74,13 @@ class ConversationsMixin:
             return self._own_conversation(db, user_id, conv_id)
 
     def update_conversation(self, user_id: str, conv_id: str, *, title: str | None = None,
-                            model: str | None = None, system_prompt: str | None = None) -> None:
+                            model: str | None = None, system_prompt: str | None = None,
+                            title_source: str | None = None) -> None:
+        if title_source is not None and title_source not in TITLE_SOURCES:
+            raise InvalidArgument(f"title_source must be one of {TITLE_SOURCES}")
         changes = {k: v for k, v in
                    (("title", None if title is None else title[:MAX_TITLE_CHARS]),
+                    ("title_source", title_source),
                     ("model", model), ("system_prompt", system_prompt)) if v is not None}
         with self._write() as db:
             self._own_conversation(db, user_id, conv_id, lock=True)
@@ -82,8 +89,11 @@ class ConversationsMixin:
                 db.execute(f"UPDATE conversations SET {sets} WHERE id = ?",
                            [*changes.values(), conv_id])
 
-    def rename_conversation(self, user_id: str, conv_id: str, title: str) -> None:
-        self.update_conversation(user_id, conv_id, title=str(title))
+    def rename_conversation(self, user_id: str, conv_id: str, title: str, by: str = "user"
+                            ) -> None:
+        """A new title; ``by`` says who chose it (TITLE_SOURCES): only a user's is kept when
+        the first question is edited."""
+        self.update_conversation(user_id, conv_id, title=str(title), title_source=by)
 
     def delete_conversation(self, user_id: str, conv_id: str) -> None:
         with self._write() as db:

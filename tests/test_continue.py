@@ -97,10 +97,11 @@ async def test_continue_through_the_service_joins_with_the_models_own_spacing(
 
 def test_trimming_keeps_the_question_with_the_partial_answer():
     old = [{"role": "user", "content": "old " * 200}, {"role": "assistant", "content": "x " * 200}]
-    messages = old + [{"role": "user", "content": QUESTION},
-                      {"role": "assistant", "content": PARTIAL}]
-    fitted = fit_messages(messages, 300, 64, lambda ms: sum(len(m["content"]) // 2 for m in ms))
-    assert fitted.messages == messages[2:]
+    question = {"role": "user", "content": "why " * 75}  # with the partial answer: 176 tokens
+    messages = old + [question, {"role": "assistant", "content": PARTIAL}]
+    fitted = fit_messages(messages, 300, 200, lambda ms: sum(len(m["content"]) // 2 for m in ms))
+    # too long for the full answer budget: the answer shrinks, the question stays
+    assert fitted.messages == messages[2:] and fitted.max_new_tokens == 300 - 176
 
 
 def test_generate_route_prompt_leaves_the_answer_open():

@@ -121,8 +121,9 @@ def chatml(messages: list[dict]) -> str:
 # A continuation on the chat route: the partial answer is the last (assistant) message and
 # these fields ask the server to render it as an open turn (vLLM's chat route reads them, as
 # transformers' apply_chat_template does; llama.cpp's C++ server prefills a final assistant
-# message by itself).
-# A server that refuses unknown fields (HTTP 400/422) gets the request again without them.
+# message by itself). A server that refuses unknown fields (HTTP 400/422) gets the request
+# again without them. One that ignores both (llama-cpp-python's own `llama_cpp.server`,
+# checked: it closes the turn and opens a new one) writes a new answer, appended as is.
 CONTINUE_FIELDS = {"continue_final_message": True, "add_generation_prompt": False}
 
 

@@ -184,3 +184,19 @@ def test_the_pages_own_script_runs_without_errors(app, browser):
     ask(page, "Any errors?")
     assert not [e for e in errors if "custom JS" in e or "SyntaxError" in e], errors
     page.context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, {"width": 390, "height": 844}])
+def test_the_version_switcher_keeps_the_input_on_screen(app, browser, viewport):
+    page = browser.new_context(viewport=viewport).new_page()
+    page.goto(app)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    ask(page, "Switch versions")
+    page.click('#chatbot button[aria-label="Retry"]')
+    page.wait_for_selector("#answer-position:has-text('2 / 2')", timeout=60_000)
+    page.wait_for_selector("#input .submit-button", timeout=60_000)
+    page.wait_for_timeout(500)
+    for sel in ("#input", "#answer-nav", "#web-search"):
+        b = page.locator(sel).first.bounding_box()
+        assert b and b["y"] >= 0 and b["y"] + b["height"] <= viewport["height"] + 0.5, (sel, b)
+    page.context.close()

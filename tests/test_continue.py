@@ -136,3 +136,28 @@ async def test_a_server_refusing_the_continue_fields_gets_plain_messages(wire_se
     assert first["continue_final_message"] is True
     assert "continue_final_message" not in second and second["messages"] == first["messages"]
     await backend.aclose()
+
+
+def test_vllm_renders_a_continuation_with_transformers_continue_final_message():
+    """vLLM's prompt comes from the tokenizer's chat template (transformers): a final
+    assistant message is rendered as an open turn, not followed by a new assistant header."""
+    from types import SimpleNamespace
+
+    from backends.vllm import VllmBackend
+
+    calls: list[dict] = []
+
+    def apply_chat_template(msgs, **kw):
+        calls.append({"messages": msgs, **kw})
+        return [1, 2, 3]
+
+    backend = VllmBackend("v", "none", context_length=512)
+    tok = SimpleNamespace(apply_chat_template=apply_chat_template)
+    messages = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": PARTIAL}]
+    assert backend._encode(messages, tok) == [1, 2, 3]
+    assert calls[-1]["continue_final_message"] is True
+    assert calls[-1]["add_generation_prompt"] is False
+    assert calls[-1]["messages"][-1] == {"role": "assistant", "content": PARTIAL}
+    backend._encode(messages[:1], tok)
+    assert calls[-1]["add_generation_prompt"] is True
+    assert calls[-1]["continue_final_message"] is False

@@ -266,4 +266,13 @@
     requestAnimationFrame(() => { framePending = false; ends(); nameTab(); });
   }).observe(document.body, { childList: true, subtree: true, characterData: true,
                               attributes: true, attributeFilter: ["class"] });
+
+  // 12. Keyboard: Enter on a focused chat of the list opens it (a radio takes only Space).
+  document.addEventListener("keydown", (e) => {
+    const radio = e.target.closest?.("#conversations input[type=radio]");
+    if (e.key === "Enter" && radio && !e.isComposing) {
+      e.preventDefault();
+      radio.click();
+    }
+  });
 }

@@ -392,9 +392,10 @@ def _wire_issue_11(h: Handlers, page_load, c: dict) -> None:
                           trigger_mode="always_last", **private)
     # A new chat's model-written title, once its first answer is stored and shown (a step of
     # its own after the send: it never delays the answer).
+    # After an edit of the first question too: the title follows the question on screen.
     if h.service.settings.conversations.auto_titles:
-        c["ui_event"].then(sb.retitle, [token, session, c["model"]], [conversations],
-                           **private)
+        for event in (c["ui_event"], c["edit_event"]):
+            event.then(sb.retitle, [token, session, c["model"]], [conversations], **private)
     page_load.then(sb.share_choices, [token], [my_links], **private)
     c["continue_share_btn"].click(sb.continue_share, [share_state, token],
                                   [chatbot, session, conversations, share_box, share_state],

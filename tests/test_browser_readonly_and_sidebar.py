@@ -200,3 +200,22 @@ def test_the_version_switcher_keeps_the_input_on_screen(app, browser, viewport):
         b = page.locator(sel).first.bounding_box()
         assert b and b["y"] >= 0 and b["y"] + b["height"] <= viewport["height"] + 0.5, (sel, b)
     page.context.close()
+
+
+def test_enter_on_a_focused_chat_opens_it(app, browser):
+    page = open_page(browser, app)
+    ask(page, "Open me by keyboard")
+    page.click("#new-chat")
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"user\"]')",
+                           timeout=10_000)
+    page.focus("#search textarea, #search input")
+    page.keyboard.press("Tab")                           # the search box, then the list
+    assert page.evaluate("() => document.activeElement.closest('#conversations label')"
+                         "?.innerText") == "Open me by keyboard"
+    outline = page.locator("#conversations label:has-text('Open me by keyboard')").evaluate(
+        "l => getComputedStyle(l).outlineStyle")
+    assert outline == "solid"                            # the focus shows
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('[data-testid=\"user\"]')?.innerText"
+                           ".includes('Open me by keyboard')", timeout=15_000)
+    page.context.close()

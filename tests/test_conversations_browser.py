@@ -234,6 +234,34 @@ def test_example_prompt_starts_a_chat_that_gets_a_model_title(browser, tmp_path)
             stop_process(proc)
 
 
+
+def test_editing_the_first_question_gets_the_chat_a_new_model_title(browser, tmp_path):
+    with WireServer() as wire:
+        wire.config.tokens, wire.config.token_text = 1, "Lisbon weekend plan "
+        proc, url = start_app(tmp_path, CONFIG.format(url=wire.url),
+                              extra_env={"CHATUI_AUTO_TITLES": "1"})
+        try:
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = open_page(ctx, url)
+            send_and_wait(page, "Plan a trip to Lisbon.")
+            page.wait_for_function("() => document.querySelector('#conversations')"
+                                   ".innerText.includes('Lisbon weekend plan')", timeout=20_000)
+            wire.config.token_text = "Porto food tour "
+            page.click('#chatbot button[aria-label="Edit"]')
+            edit = page.locator("#chatbot textarea.edit-textarea")
+            edit.fill("Plan a food tour of Porto.")
+            edit.press("Enter")
+            chat_shows(page, "Plan a food tour of Porto.")
+            page.wait_for_function("() => document.querySelector('#conversations')"
+                                   ".innerText.includes('Porto food tour')", timeout=30_000)
+            assert "Lisbon" not in page.inner_text("#conversations")
+            page.reload()                                   # stored, not only shown
+            page.wait_for_selector("#conversations label", timeout=30_000)
+            assert "Porto food tour" in page.inner_text("#conversations")
+            ctx.close()
+        finally:
+            stop_process(proc)
+
 def test_rename_and_delete_from_the_chat_item(app_url, browser):
     ctx = browser.new_context(viewport={"width": 1440, "height": 900})
     page = open_page(ctx, app_url)

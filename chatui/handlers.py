@@ -2,9 +2,10 @@
 
 Layout lives in ui.py; turn logic in chat.py; persistence in history.py. The conversation
 list (library_handlers.py) and the thumbs (feedback_handlers.py) are mixins of `Handlers`.
-Generating handlers are async generators. The stop button ends a stream from the inside (`stop`); a
-closed tab cancels it (Gradio); either way the `finally` stores the partial answer as
-"stopped".
+Generating handlers are async generators that relay an answer written by a task of its own
+(`_stream`): a reloaded or closed tab cancels the event (Gradio), not the answer, which is
+written to its end and stored. The stop button ends the answer from the inside (`stop`); its
+partial text is stored as "stopped".
 
 What the chat shows is rebuilt from the store, never echoed from the client: the Chatbot's
 value is no handler's input (a client could put file parts or invented turns in it).
@@ -34,7 +35,7 @@ from .pulse import pulse_of
 from .render import assistant_view, model_line
 from .store import LimitReached, NotFound, StoreError
 from .store.attachments import AttachmentLimit
-from .streaming import LoadAdaptiveInterval, coalesce, until
+from .streaming import LoadAdaptiveInterval, coalesce, outlive, until
 from .titles import retitle_later
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ class Handlers(LibraryHandlers, FeedbackHandlers):
         self.pulse = pulse_of(history.store).at_most(service.settings.server.heartbeat_seconds)
         # session hash → stop events of the answers that browser session is waiting for
         self._stops: dict[str, set[asyncio.Event]] = {}
+        # The tasks writing answers, whether or not a tab still shows them (`_stream`), and
+        # (user, conversation) → their stop events: a page that follows an answer after a
+        # reload has no event of its own to stop (`stop_conversation`).
+        self._writing: set[asyncio.Task] = set()
+        self._writing_stops: dict[tuple[str, str], set[asyncio.Event]] = {}
         # Images and documents sent with messages (chatui/attach.py, chatui/attachments/).
         from .attach import FileSteps
         self.file_steps = FileSteps(service.settings, history.store)
@@ -211,6 +217,23 @@ class Handlers(LibraryHandlers, FeedbackHandlers):
         for event in list(self._stops.get(request.session_hash, ())):
             event.set()
 
+    async def stop_conversation(self, token: str, session: dict | None,
+                                profile: gr.OAuthProfile | None = None) -> None:
+        """Stop the answers this replica is writing in the conversation on screen, from any
+        page of its user: after a reload the answer goes on (`_stream`) and the page only
+        follows it from the store. (ui.py: a stop button while following would call this.)"""
+        conv_id = (session or {}).get("conv")
+        if not isinstance(conv_id, str) or not conv_id:
+            return
+        user_id = self.user(token, profile)
+        for event in list(self._writing_stops.get((user_id, conv_id), ())):
+            event.set()
+
+    async def settle(self) -> None:
+        """Wait until every answer being written is written and stored (tests; shutdown)."""
+        while self._writing:
+            await asyncio.gather(*list(self._writing), return_exceptions=True)
+
     def _view(self, user_id: str, conv_id: str):
         """The chat as stored, with its votes (what every final update shows), and its ids."""
         messages, ids, votes = self.history.load(user_id, conv_id)
@@ -231,8 +254,26 @@ class Handlers(LibraryHandlers, FeedbackHandlers):
                       answer: dict | None = None) -> AsyncIterator[tuple]:
         """Stream one answer to `turn` (or more of the cut `answer`), then store it.
 
-        Yields (chat, session, info). Everything shown comes from the store or the model,
-        never from the client."""
+        Yields (chat, votes, session, info). The answer is written by a task that outlives
+        this event (`outlive`): a tab reloaded or closed mid-answer cancels the event, while
+        the answer goes on, kept in the store as it grows, and is stored as it ended; the
+        page that opens it again follows it (Sidebar.watch). Only the stop button (`stop`),
+        the generation timeout or a server shutdown end it early."""
+        stop = self._stop_event(request)
+        try:
+            async for out in outlive(self._write(user_id, turn, opts, stop, answer),
+                                     self._writing):
+                yield out
+        finally:
+            # This tab no longer streams it: if it opens the conversation again it follows
+            # the answer from the store (streaming_here), like any other page.
+            self._forget_stop(request, stop)
+
+    async def _write(self, user_id: str, turn: Turn, opts: dict, stop: asyncio.Event,
+                     answer: dict | None = None) -> AsyncIterator[tuple]:
+        """The answer itself, in its own task (`_stream`): generate, then store, whoever is
+        watching. Everything shown comes from the store or the model, never from the
+        client."""
         # Continuing: the cut answer's bubbles are replaced by the growing one.
         shown = turn.shown + [{"role": "user", "content": turn.message}]
         session = {"conv": turn.conversation_id, "ids": turn.ids + [turn.user_message_id]}
@@ -253,7 +294,6 @@ class Handlers(LibraryHandlers, FeedbackHandlers):
                 "user_message_id": turn.user_message_id}
         # The model's name line heads the answer from its first token, as after a reload.
         head = [model_line(backend.name)] if self.history.show_model else []
-        stop = self._stop_event(request)
         # The answer is in the store from its first moment, marked as being written and kept
         # alive by heartbeats with the text so far: if this replica dies, whoever opens the
         # conversation next sees it as interrupted, partial text kept. A new message's answer
@@ -268,9 +308,10 @@ class Handlers(LibraryHandlers, FeedbackHandlers):
         alive = self.pulse.answer(user_id, begun, lambda: req.prefix + result.text)
         assistant: list = []
         final = None
+        writing = self._writing_stops.setdefault((user_id, turn.conversation_id), set())
+        writing.add(stop)
         try:
-            # The slot is held from here: a tab closed at the first update still gives it back
-            # and stores the (empty) answer as stopped.
+            # The slot is held from here until the answer is stored, tab or no tab.
             async with self.user_limits.generating(user_id, lease=turn.lease_id):
                 yield shown, turn.votes, session, info
                 with self.update_interval:
@@ -285,9 +326,11 @@ class Handlers(LibraryHandlers, FeedbackHandlers):
                 f"The answer took longer than {self.limits.generation_timeout:.0f} s and was "
                 "cut off.")
         finally:
-            self._forget_stop(request, stop)
             alive.close()
-            # Runs on completion, stop, error and a closed tab alike: the answer is never lost.
+            writing.discard(stop)
+            if not writing:
+                self._writing_stops.pop((user_id, turn.conversation_id), None)
+            # Runs on completion, stop, error and shutdown alike: the answer is never lost.
             try:
                 await asyncio.shield(begun)
                 if answer is None:

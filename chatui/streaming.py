@@ -1,4 +1,5 @@
-"""Coalesce a fast stream of UI snapshots so Gradio is not asked to diff every token.
+"""Streams of UI snapshots: coalesced (`coalesce`), stoppable (`until`), and run apart from
+the Gradio event that shows them (`outlive`).
 
 Each yield re-sends a diff of the whole chat, which caps a per-token relay at ~1,400 tok/s.
 The first item goes out at once (time-to-first-token is what users feel); later items are
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 async def coalesce(source: AsyncIterator[T],
@@ -124,7 +128,7 @@ class LoadAdaptiveInterval:
 async def until(source: AsyncIterator[T], stop: asyncio.Event) -> AsyncIterator[T]:
     """Items of `source` until `stop` is set; then `source` is interrupted and closed.
 
-    The stop button ends an answer this way, from inside the running event, so the event
+    The stop button ends an answer this way, from inside, so the event showing it
     finishes normally with its final update (a Gradio cancel would race with it)."""
     it = source.__aiter__()
     stopped = asyncio.ensure_future(stop.wait())
@@ -144,9 +148,10 @@ async def until(source: AsyncIterator[T], stop: asyncio.Event) -> AsyncIterator[
                 return
     finally:
         stopped.cancel()
-        # Also reached when we are cancelled ourselves (closed tab): the read in flight must
-        # not go on generating in the background. Cancelling it lands in the source's pending
-        # await, so its own finally (abort the backend, record "stopped") runs now.
+        # Also reached when we are cancelled ourselves (the generation timeout, a server
+        # shutdown): the read in flight must not go on generating in the background.
+        # Cancelling it lands in the source's pending await, so its own finally (abort the
+        # backend, record "stopped") runs now.
         if nxt is not None and not nxt.done():
             nxt.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
@@ -155,3 +160,45 @@ async def until(source: AsyncIterator[T], stop: asyncio.Event) -> AsyncIterator[
         if aclose is not None:
             with contextlib.suppress(RuntimeError):  # already finished by the cancel above
                 await aclose()
+
+
+async def outlive(source: AsyncIterator[T], tasks: set[asyncio.Task]) -> AsyncIterator[T]:
+    """The items of `source`, which a task of its own runs to its end: leaving this relay
+    (cancelled or closed) does not end the source.
+
+    Gradio cancels an event when its tab reloads or closes (or another event names it in
+    `cancels=`). An answer must not end with the tab, as users expect and as the README
+    promises: the model goes on writing, the store keeps the text as it grows (heartbeats),
+    and a page that opens the conversation follows it to its end (Sidebar.watch). So the
+    source (generate, then store) runs in a task that only its own stop event, its timeout
+    or a server shutdown ends; the event merely relays what it yields while it is there.
+
+    `tasks` keeps the running tasks referenced (the event loop holds only weak references,
+    and a collected task would vanish mid-answer); each leaves the set when it ends."""
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+    relay = {"watched": True}  # off once the event is gone: nothing piles up unread
+
+    async def run():
+        try:
+            async for item in source:
+                if relay["watched"]:
+                    queue.put_nowait(item)
+        except Exception as e:  # the event's to raise; with nobody there, logged
+            if relay["watched"]:
+                queue.put_nowait(_Failure(e))
+            else:
+                log.exception("an answer whose tab was closed failed")
+        finally:
+            queue.put_nowait(done)
+
+    task = asyncio.create_task(run())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    try:
+        while (item := await queue.get()) is not done:
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        relay["watched"] = False  # deliberately no task.cancel(): see above

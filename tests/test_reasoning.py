@@ -491,12 +491,16 @@ def test_app_thinking_block_first_folded_stored_apart_reopened_never_sent_back(t
 
 
 @pytest.mark.slow
-def test_app_stop_while_thinking_keeps_the_thoughts_marked_stopped(thinking_app):
+def test_app_a_cancelled_job_thinks_and_answers_to_its_end(thinking_app):
+    """A closed tab (a cancelled job) does not end the answer: the thoughts and the answer
+    are written to their end and stored. (Stopped while thinking: the thoughts are kept,
+    marked stopped: test_stop_while_thinking_keeps_the_thoughts_marked_stopped.)"""
     import time
 
     app = thinking_app
     app.upstream.config.delay = 0.05
-    app.upstream.config.script = [{"reasoning_content": f"idea {i}. "} for i in range(400)]
+    app.upstream.config.script = ([{"reasoning_content": f"idea {i}. "} for i in range(60)]
+                                  + [{"content": "Done."}])
     client, job = submit(app, "Something hard")
     deadline, info = time.monotonic() + 60, None
     while time.monotonic() < deadline and info is None:
@@ -508,13 +512,12 @@ def test_app_stop_while_thinking_keeps_the_thoughts_marked_stopped(thinking_app)
     assert info, "no thinking streamed"
     job.cancel()
     stored = stored_answer(app, info["user_message_id"])
-    assert stored["finish_reason"] == "stopped" and stored["content"] == ""
-    assert "idea 3." in stored["meta"]["reasoning"]
-    assert "idea 399." not in stored["meta"]["reasoning"]
+    assert stored["finish_reason"] == "stop" and stored["content"] == "Done."
+    assert "idea 59." in stored["meta"]["reasoning"]
     reopened = client.predict(info["conversation_id"], TOKEN, api_name="/open_conversation")
     step = thinking_of(reopened)[0]
-    assert step["metadata"]["title"] == "Thinking (stopped)" and "idea 3." in text_of(step)
-    assert text_of(reopened[-1]) == STOPPED_MARK
+    assert "stopped" not in step["metadata"]["title"] and "idea 59." in text_of(step)
+    assert text_of(reopened[-1]) == "Done."
 
 
 @pytest.mark.slow

@@ -217,11 +217,20 @@ class Handlers(LibraryHandlers, FeedbackHandlers):
         for event in list(self._stops.get(request.session_hash, ())):
             event.set()
 
+    async def stop_ui(self, token: str, session: dict | None, request: gr.Request,
+                      profile: gr.OAuthProfile | None = None) -> None:
+        """The page's stop button: this page's own answer, or, on a page that only follows an
+        answer (after a reload), that one."""
+        if self._stops.get(request.session_hash):
+            await self.stop(request)
+        else:
+            await self.stop_conversation(token, session, profile)
+
     async def stop_conversation(self, token: str, session: dict | None,
                                 profile: gr.OAuthProfile | None = None) -> None:
         """Stop the answers this replica is writing in the conversation on screen, from any
         page of its user: after a reload the answer goes on (`_stream`) and the page only
-        follows it from the store. (ui.py: a stop button while following would call this.)"""
+        follows it from the store (its stop button: `stop_ui`)."""
         conv_id = (session or {}).get("conv")
         if not isinstance(conv_id, str) or not conv_id:
             return

@@ -81,8 +81,12 @@ class Sidebar:
     def watch(self, token: str, session: dict | None, request: gr.Request,
               profile: gr.OAuthProfile | None = None):
         """After a chat is opened: follow it while its last answer is being written by
-        another tab or replica (see `refresh_writing`). Output: the timer."""
-        return gr.Timer(active=self._writing_elsewhere(token, session, request, profile))
+        another tab or replica (see `refresh_writing`). Outputs: the timer, the input (its
+        stop button while following)."""
+        if self.h.streaming_here(request):
+            return gr.Timer(active=False), gr.skip()         # this page writes it: its own
+        following = self._writing_elsewhere(token, session, request, profile)
+        return gr.Timer(active=following), input_box(following)
 
     def refresh_writing(self, token: str, session: dict | None, request: gr.Request,
                         profile: gr.OAuthProfile | None = None):
@@ -90,18 +94,21 @@ class Sidebar:
         replica died) would otherwise show "Still being written…" until the user clicks
         something; the store marks a dead writer's answer interrupted after
         `server.stale_after_seconds`, and the page shows that without being asked. Outputs:
-        chatbot, session, the timer (off once nothing is being written)."""
+        chatbot, session, the timer (off once nothing is being written), the input (a stop
+        button while the answer is being written)."""
         conv_id = (session or {}).get("conv")
-        if not conv_id or self.h.streaming_here(request):
-            return gr.skip(), gr.skip(), gr.Timer(active=False)
+        if self.h.streaming_here(request):
+            return gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
+        if not conv_id:
+            return gr.skip(), gr.skip(), gr.Timer(active=False), input_box(False)
         try:  # the last tick shows the answer as it ended
             user_id = self.h.user(token, profile)
             messages, ids, votes = self.history.load(user_id, conv_id)
             writing = self.history.writing(user_id, conv_id)
         except (gr.Error, NotFound):
-            return gr.skip(), gr.skip(), gr.Timer(active=False)
+            return gr.skip(), gr.skip(), gr.Timer(active=False), input_box(False)
         return (gr.Chatbot(messages, feedback_value=votes), {"conv": conv_id, "ids": ids},
-                gr.Timer(active=writing))
+                gr.Timer(active=writing), input_box(writing))
 
     def _writing_elsewhere(self, token, session, request, profile) -> bool:
         conv_id = (session or {}).get("conv")
@@ -278,6 +285,13 @@ class Sidebar:
             return self.store.continue_share(self.h.user(token), share_id)
         except NotFound:
             raise gr.Error(SHARE_NOT_FOUND, title="Not found") from None
+
+
+def input_box(following: bool):
+    """The message box while a page follows an answer being written (its stop button stops
+    that answer: Handlers.stop_ui), or back to sending once it has ended. Its text is left
+    alone: the user may be typing the next message."""
+    return gr.MultimodalTextbox(submit_btn=not following, stop_btn=following)
 
 
 GROUPS = ("Today", "Yesterday", "Previous 7 days", "Older")

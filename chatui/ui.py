@@ -252,12 +252,16 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
                          [token, session], [chatbot, session], **private
                          ).then(**show_nav).then(**refresh_list)
         # Stop ends the answer from the inside (no cancels=: see Handlers.stop).
-        textbox.stop(h.stop, None, None, **private)
+        textbox.stop(h.stop_ui, [token, session], None, **private)
         chatbot.undo(h.undo, [token, session], [chatbot, textbox, session], **private
                      ).then(**show_nav).then(**refresh_list)
 
         def start_new():
-            return ([], "", new_session(), gr.Radio(value=None), gr.update(visible=False),
+            # The input goes back to sending: an answer left behind (a new chat mid-answer,
+            # or one this page was following) goes on being written in its own chat.
+            return ([], gr.MultimodalTextbox(value=None, submit_btn=True, stop_btn=False,
+                                             interactive=True),
+                    new_session(), gr.Radio(value=None), gr.update(visible=False),
                     gr.update(visible=False), gr.update(visible=False))
 
         fresh = [chatbot, textbox, session, conversations, answer_nav, question_nav,
@@ -366,9 +370,11 @@ def _wire_issue_11(h: Handlers, page_load, c: dict) -> None:
                 "js": "(q, tok) => [window.location.search, tok]", **private}
     # An answer still being written by another tab or replica is followed until it ends.
     writing = gr.Timer(2.0, active=False)
-    watch = {"fn": sb.watch, "inputs": [token, session], "outputs": [writing], **private}
-    writing.tick(sb.refresh_writing, [token, session], [chatbot, session, writing], **private
-                 ).then(**show_nav)
+    # While following, the input's stop button stops that answer (Handlers.stop_ui).
+    watch = {"fn": sb.watch, "inputs": [token, session], "outputs": [writing, c["textbox"]],
+             **private}
+    writing.tick(sb.refresh_writing, [token, session],
+                 [chatbot, session, writing, c["textbox"]], **private).then(**show_nav)
     page_load.then(**from_url).then(**show_nav).then(**watch)
     # always_last: Back twice in a row must end on the second address, not drop it.
     c["url_nav"].click(**from_url, trigger_mode="always_last").then(**show_nav).then(**watch)

@@ -215,3 +215,35 @@ def test_a_cancelled_api_job_still_gets_its_answer_stored_complete(app):
     assert stored["finish_reason"] in ("stop", "length"), stored["finish_reason"]
     assert stored["content"].count("word") == TOKENS
 
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_reloaded_page_can_stop_the_answer_it_follows(app, browser):
+    url, db = app
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#input textarea", timeout=30_000)
+        page.fill("#input textarea", "A story to stop after a reload.")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => ({LAST_BOT})().split('word').length > 10",
+                               timeout=30_000)
+        page.reload()
+        page.wait_for_selector("#input .stop-button", timeout=30_000)   # following: Stop
+        page.click("#input .stop-button")
+        page.wait_for_selector("#input .submit-button", timeout=30_000)  # and back to Send
+        conv_id = page.evaluate("() => new URLSearchParams(location.search).get('c')")
+        stored = stored_when_done(db, conv_id)
+        assert stored["finish_reason"] == "stopped", stored["finish_reason"]
+        assert 0 < stored["content"].count("word") < TOKENS
+        page.wait_for_function(f"() => ({LAST_BOT})().includes('Stopped')", timeout=15_000)
+        # The next message goes through at once (no answer left holding a slot).
+        page.fill("#input textarea", "And now something else.")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"user\"]')]"
+                               ".some(u => u.innerText.includes('something else'))",
+                               timeout=15_000)
+    finally:
+        context.close()

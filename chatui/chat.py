@@ -118,8 +118,8 @@ class ChatService:
                       ) -> AsyncIterator[list[dict]]:
         """Yield snapshots of the assistant messages for this turn; fill `result` as it goes.
 
-        If the consumer stops early (stop button, closed tab), `result.finish_reason`
-        becomes "stopped" and keeps the partial text."""
+        If the consumer stops early (stop button, generation timeout, shutdown),
+        `result.finish_reason` becomes "stopped" and keeps the partial text."""
         result = result if result is not None else TurnResult()
         backend = self.backend(req.model)
         params = self.params_for(req, backend)
@@ -214,7 +214,7 @@ class ChatService:
                                  reasoning_duration=result.reasoning_duration,
                                  max_new_tokens=params.max_new_tokens)
         finally:
-            # No final delta: the consumer stopped us (stop button, closed tab, timeout).
+            # No final delta: the consumer stopped us (stop button, timeout, shutdown).
             if result.finish_reason is None:
                 result.finish_reason = STOPPED
             thinking.end()  # stopped while thinking: what was thought is kept, timed

@@ -21,23 +21,10 @@ import pytest
 
 from chatui.render import STOPPED_MARK
 from tests.conftest import start_app, stop_process
-from tests.wire import WireServer
+from tests.wire import FOLLOW_APP_CONFIG, LAST_BOT, WireServer
 
 
-CONFIG = """
-models:
-  - name: wire
-    type: openai
-    endpoint_url: {url}/v1
-    context_length: 4096
-    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 1000}}
-storage:
-  db_path: {{db}}
-server: {{heartbeat_seconds: 0.5}}
-"""
 TOKENS = 100                      # at 0.05 s each: about 5 s per answer
-LAST_BOT = ("() => { const b = [...document.querySelectorAll('[data-testid=\"bot\"]')].pop();"
-            " return b ? b.innerText : ''; }")
 
 
 # The asyncio tests come first: the module's Chromium (Playwright's sync API) runs an event
@@ -128,7 +115,7 @@ def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("outlive")
     with WireServer() as wire:
         wire.config.tokens, wire.config.token_text, wire.config.delay = TOKENS, "word ", 0.05
-        proc, url = start_app(tmp, CONFIG.format(url=wire.url))
+        proc, url = start_app(tmp, FOLLOW_APP_CONFIG.format(url=wire.url))
         try:
             yield url, str(tmp / "chat.db")
         finally:
@@ -155,20 +142,27 @@ def stored_when_done(db: str, conv_id: str, timeout: float = 60.0) -> dict:
     raise AssertionError("the answer was never finished in the store")
 
 
+
+def reload_mid_answer(context, url: str, text: str):
+    """A page that asked `text` and was reloaded while the answer streamed (Gradio cancels
+    the event there)."""
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#input textarea", timeout=30_000)
+    page.fill("#input textarea", text)
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => ({LAST_BOT})().split('word').length > 10", timeout=30_000)
+    page.reload()
+    return page
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_a_reload_mid_answer_shows_it_continue_and_end_complete(app, browser):
     url, db = app
     context = browser.new_context()
     try:
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#input textarea", timeout=30_000)
-        page.fill("#input textarea", "Tell me a long story.")
-        page.keyboard.press("Enter")
-        page.wait_for_function(f"() => ({LAST_BOT})().split('word').length > 10",
-                               timeout=30_000)
-        page.reload()                                     # mid-answer: Gradio cancels it
+        page = reload_mid_answer(context, url, "Tell me a long story.")
         page.wait_for_selector("#input textarea", timeout=30_000)
         page.wait_for_function(f"() => ({LAST_BOT})().includes('word')", timeout=30_000)
         after_reload = page.evaluate(LAST_BOT).count("word")
@@ -223,14 +217,7 @@ def test_a_reloaded_page_can_stop_the_answer_it_follows(app, browser):
     url, db = app
     context = browser.new_context()
     try:
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#input textarea", timeout=30_000)
-        page.fill("#input textarea", "A story to stop after a reload.")
-        page.keyboard.press("Enter")
-        page.wait_for_function(f"() => ({LAST_BOT})().split('word').length > 10",
-                               timeout=30_000)
-        page.reload()
+        page = reload_mid_answer(context, url, "A story to stop after a reload.")
         page.wait_for_selector("#input .stop-button", timeout=30_000)   # following: Stop
         page.click("#input .stop-button")
         page.wait_for_selector("#input .submit-button", timeout=30_000)  # and back to Send

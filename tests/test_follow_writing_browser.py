@@ -15,31 +15,18 @@ import pytest
 
 from chatui.render import WRITING_MARK
 from tests.conftest import start_app, stop_process
-from tests.wire import WireServer
+from tests.wire import FOLLOW_APP_CONFIG, LAST_BOT, WireServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CONFIG = """
-models:
-  - name: wire
-    type: openai
-    endpoint_url: {url}/v1
-    context_length: 4096
-    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 1000}}
-storage:
-  db_path: {{db}}
-server: {{heartbeat_seconds: 0.5}}
-"""
 TOKENS = 160
-LAST_BOT = ("() => { const b = [...document.querySelectorAll('[data-testid=\"bot\"]')].pop();"
-            " return b ? b.innerText : ''; }")
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     with WireServer() as wire:
         wire.config.tokens, wire.config.token_text, wire.config.delay = TOKENS, "word ", 0.05
-        proc, url = start_app(tmp_path_factory.mktemp("follow"), CONFIG.format(url=wire.url))
+        proc, url = start_app(tmp_path_factory.mktemp("follow"), FOLLOW_APP_CONFIG.format(url=wire.url))
         try:
             yield url
         finally:

@@ -27,6 +27,23 @@ storage:
 """
 
 
+# An app over a slowed wire server whose answers are followed from the store (a reload, another
+# tab): long answers allowed, heartbeats often. `.format(url=server.url)`.
+FOLLOW_APP_CONFIG = """
+models:
+  - name: wire
+    type: openai
+    endpoint_url: {url}/v1
+    context_length: 4096
+    parameters: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 1000}}
+storage:
+  db_path: {{db}}
+server: {{heartbeat_seconds: 0.5}}
+"""
+# Browser: the text of the chat's last answer bubble.
+LAST_BOT = ("() => { const b = [...document.querySelectorAll('[data-testid=\"bot\"]')].pop();"
+            " return b ? b.innerText : ''; }")
+
 class WireConfig:
     def __init__(self):
         self.status = 200  # answer every request with this HTTP status (429, 500, ...)

@@ -6,6 +6,7 @@ shows "not found"."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
@@ -209,58 +210,56 @@ def test_sending_on_a_shared_page_continues_it_in_the_senders_own_copy(app_url, 
     ctx.close()
 
 
-def test_example_prompt_starts_a_chat_that_gets_a_model_title(browser, tmp_path):
+@contextlib.contextmanager
+def titled_app(browser, tmp_path):
+    """An app with model-written titles on, over a wire server whose answers (and so its
+    titles) read "Lisbon weekend plan"; a desktop page on it."""
     with WireServer() as wire:
         wire.config.tokens, wire.config.token_text = 1, "Lisbon weekend plan "
         proc, url = start_app(tmp_path, CONFIG.format(url=wire.url),
                               extra_env={"CHATUI_AUTO_TITLES": "1"})
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900})
         try:
-            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-            page = open_page(ctx, url)
-            examples = page.query_selector_all("#chatbot button.example")
-            assert len(examples) == 4                       # the configured defaults
-            examples[2].click()                             # one click: the chat starts
-            chat_shows(page, "Plan a three-day trip to Lisbon.")
-            wait_url(page, lambda u: CONV_URL.search(u))
-            # after the answer, the model's title replaces the first words in the list
-            page.wait_for_function("() => document.querySelector('#conversations')"
-                                   ".innerText.includes('Lisbon weekend plan')", timeout=20_000)
-            assert "Plan a three-day" not in page.inner_text("#conversations")
-            asked = [r["messages"][-1]["content"] for r in wire.config.requests]
-            assert asked[0] == "Plan a three-day trip to Lisbon."        # the answer first
-            assert "title" in asked[1].lower()                           # then the title
-            ctx.close()
+            yield wire, open_page(ctx, url)
         finally:
+            ctx.close()
             stop_process(proc)
 
+
+def test_example_prompt_starts_a_chat_that_gets_a_model_title(browser, tmp_path):
+    with titled_app(browser, tmp_path) as (wire, page):
+        examples = page.query_selector_all("#chatbot button.example")
+        assert len(examples) == 4                       # the configured defaults
+        examples[2].click()                             # one click: the chat starts
+        chat_shows(page, "Plan a three-day trip to Lisbon.")
+        wait_url(page, lambda u: CONV_URL.search(u))
+        # after the answer, the model's title replaces the first words in the list
+        page.wait_for_function("() => document.querySelector('#conversations')"
+                               ".innerText.includes('Lisbon weekend plan')", timeout=20_000)
+        assert "Plan a three-day" not in page.inner_text("#conversations")
+        asked = [r["messages"][-1]["content"] for r in wire.config.requests]
+        assert asked[0] == "Plan a three-day trip to Lisbon."        # the answer first
+        assert "title" in asked[1].lower()                           # then the title
 
 
 def test_editing_the_first_question_gets_the_chat_a_new_model_title(browser, tmp_path):
-    with WireServer() as wire:
-        wire.config.tokens, wire.config.token_text = 1, "Lisbon weekend plan "
-        proc, url = start_app(tmp_path, CONFIG.format(url=wire.url),
-                              extra_env={"CHATUI_AUTO_TITLES": "1"})
-        try:
-            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-            page = open_page(ctx, url)
-            send_and_wait(page, "Plan a trip to Lisbon.")
-            page.wait_for_function("() => document.querySelector('#conversations')"
-                                   ".innerText.includes('Lisbon weekend plan')", timeout=20_000)
-            wire.config.token_text = "Porto food tour "
-            page.click('#chatbot button[aria-label="Edit"]')
-            edit = page.locator("#chatbot textarea.edit-textarea")
-            edit.fill("Plan a food tour of Porto.")
-            edit.press("Enter")
-            chat_shows(page, "Plan a food tour of Porto.")
-            page.wait_for_function("() => document.querySelector('#conversations')"
-                                   ".innerText.includes('Porto food tour')", timeout=30_000)
-            assert "Lisbon" not in page.inner_text("#conversations")
-            page.reload()                                   # stored, not only shown
-            page.wait_for_selector("#conversations label", timeout=30_000)
-            assert "Porto food tour" in page.inner_text("#conversations")
-            ctx.close()
-        finally:
-            stop_process(proc)
+    with titled_app(browser, tmp_path) as (wire, page):
+        send_and_wait(page, "Plan a trip to Lisbon.")
+        page.wait_for_function("() => document.querySelector('#conversations')"
+                               ".innerText.includes('Lisbon weekend plan')", timeout=20_000)
+        wire.config.token_text = "Porto food tour "
+        page.click('#chatbot button[aria-label="Edit"]')
+        edit = page.locator("#chatbot textarea.edit-textarea")
+        edit.fill("Plan a food tour of Porto.")
+        edit.press("Enter")
+        chat_shows(page, "Plan a food tour of Porto.")
+        page.wait_for_function("() => document.querySelector('#conversations')"
+                               ".innerText.includes('Porto food tour')", timeout=30_000)
+        assert "Lisbon" not in page.inner_text("#conversations")
+        page.reload()                                   # stored, not only shown
+        page.wait_for_selector("#conversations label", timeout=30_000)
+        assert "Porto food tour" in page.inner_text("#conversations")
+
 
 def test_rename_and_delete_from_the_chat_item(app_url, browser):
     ctx = browser.new_context(viewport={"width": 1440, "height": 900})

@@ -186,13 +186,16 @@ class LlamaCppBackend(Backend):
         def token_text(token: int) -> str:
             return llm._model.token_get_text(token) if token != -1 else ""
 
+        def render(msgs: list[dict], add_generation_prompt: bool):
+            return Jinja2ChatFormatter(template, eos_token=token_text(llm.token_eos()),
+                                       bos_token=token_text(llm.token_bos()),
+                                       add_generation_prompt=add_generation_prompt
+                                       )(messages=msgs)
+
         plain = [{"role": m["role"], "content": content_text(m.get("content"))}
                  for m in messages]
         partial = plain[-1]["content"]
-        formatter = Jinja2ChatFormatter(template, eos_token=token_text(llm.token_eos()),
-                                        bos_token=token_text(llm.token_bos()),
-                                        add_generation_prompt=False)
-        rendered = formatter(messages=plain)
+        rendered = render(plain, False)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
         core = partial.strip()
         at = rendered.prompt.rfind(core) if core else -1
@@ -200,10 +203,7 @@ class LlamaCppBackend(Backend):
             # Templates may trim the content: the answer's own trailing whitespace is kept.
             prompt = rendered.prompt[:at] + core + partial[len(partial.rstrip()):]
         else:  # a template that rewrites assistant content: open a turn and prefill it
-            opened = Jinja2ChatFormatter(template, eos_token=token_text(llm.token_eos()),
-                                         bos_token=token_text(llm.token_bos()),
-                                         add_generation_prompt=True)(messages=plain[:-1])
-            prompt = opened.prompt + partial
+            prompt = render(plain[:-1], True).prompt + partial
         return prompt, [s for s in stop if s]
 
     def _completion(self, llm, messages: list[dict], kwargs: dict):

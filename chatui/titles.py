@@ -81,6 +81,11 @@ def fits_chat(title: str, question: str, answer: str = "") -> bool:
                for a in words for b in chat)
 
 
+def _still_first_words(conv: dict, first: str) -> bool:
+    """Whether the chat's title is still its first question's first words, not a user's."""
+    return conv["title"] == title_from(first) and conv.get("title_source") != "user"
+
+
 def clean_title(text: str) -> str | None:
     """The model's reply → a title, or None when it does not look like one."""
     text = re.sub(r"<think>.*?</think>", "", text or "", flags=re.S)
@@ -108,7 +113,7 @@ async def retitle_after_first_answer(service, store, user_id: str, conv_id: str 
     if len(branch) != 2 or branch[0]["role"] != "user" or branch[1]["finish_reason"] is None:
         return False
     first = branch[0]["content"]
-    if conv["title"] != title_from(first) or conv.get("title_source") == "user":
+    if not _still_first_words(conv, first):
         return False                          # renamed by the user, or titled already
     backend = service.backend(model or conv["model"])
     params = backend.defaults.merged(max_new_tokens=24, temperature=0.3)
@@ -126,7 +131,7 @@ async def retitle_after_first_answer(service, store, user_id: str, conv_id: str 
     try:
         # Re-read: the user may have renamed it while the model was writing.
         now = await asyncio.to_thread(store.get_conversation, user_id, conv_id)
-        if now["title"] != title_from(first) or now.get("title_source") == "user":
+        if not _still_first_words(now, first):
             return False
         await asyncio.to_thread(store.rename_conversation, user_id, conv_id, title, "model")
     except (NotFound, StoreError):

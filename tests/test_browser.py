@@ -75,9 +75,25 @@ def test_latex_and_code_render(page):
     assert page.query_selector('[data-testid="user"] code') is not None
 
 
+LAST_BOT_TEXT = """() => { const b = [...document.querySelectorAll('[data-testid="bot"]')].pop();
+                          return b ? b.innerText : ""; }"""
+
+
 def wait_answer_done(page) -> None:
+    """Send is back, the answer has its thumbs and its text is on screen. Gradio renders a
+    bubble's markdown asynchronously, so the text can land a moment after the buttons."""
     page.wait_for_selector("#input .stop-button", timeout=60_000)
     page.wait_for_selector("#input .submit-button", timeout=120_000)
+    page.wait_for_selector('#chatbot button[aria-label="Like"]', timeout=30_000)
+    page.wait_for_function(f"() => ({LAST_BOT_TEXT})().trim().length > 0", timeout=15_000)
+
+
+def wait_bot_text(page, expected: str) -> None:
+    """The last bubble shows `expected`; on timeout, fail with what it shows instead."""
+    try:
+        page.wait_for_function(f"e => ({LAST_BOT_TEXT})() === e", arg=expected, timeout=15_000)
+    except Exception:
+        assert bot_text(page) == expected
 
 
 def labels(page) -> list[str]:
@@ -163,10 +179,10 @@ def test_retry_then_switch_between_sibling_answers(browser, app_url):
     second = bot_text(page)
     page.click("#prev-answer")
     page.wait_for_selector("#answer-position:has-text('1 / 2')", timeout=15_000)
-    assert bot_text(page) == first
+    wait_bot_text(page, first)
     page.click("#next-answer")
     page.wait_for_selector("#answer-position:has-text('2 / 2')", timeout=15_000)
-    assert bot_text(page) == second
+    wait_bot_text(page, second)
     context.close()
 
 

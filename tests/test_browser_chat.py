@@ -92,6 +92,15 @@ def bot_texts(page) -> list[str]:
     return [b.inner_text() for b in page.query_selector_all('[data-testid="bot"]')]
 
 
+def wait_last_bot(page, contains: str, timeout=15_000) -> str:
+    """The last answer bubble once it shows `contains` (Gradio renders a bubble's markdown
+    asynchronously, so its text can land a moment after the event that carried it)."""
+    page.wait_for_function(
+        "t => { const b = [...document.querySelectorAll('[data-testid=\"bot\"]')].pop();"
+        " return b && b.innerText.includes(t); }", arg=contains, timeout=timeout)
+    return bot_texts(page)[-1]
+
+
 def pick_model(page, name):
     page.click("#model input")
     page.get_by_role("option", name=name, exact=True).click()
@@ -192,7 +201,7 @@ def test_edit_shows_no_old_vote_and_both_question_versions_stay_reachable(app, b
     page.wait_for_function(
         "() => document.querySelector('[data-testid=\"user\"]').innerText.includes('fruit')",
         timeout=10_000)
-    assert bot_texts(page)[-1] == first_answer
+    assert wait_last_bot(page, first_answer) == first_answer
     page.wait_for_selector('#chatbot button[aria-label="Liked"]', timeout=5_000)
     assert page.inner_text("#question-position").strip().endswith("1 / 2")
     page.wait_for_function(
@@ -206,8 +215,7 @@ def test_an_answer_cut_at_the_length_limit_says_so_and_continues(app, browser):
     pick_model(page, "short")
     send(page, "Write a long story about a lighthouse keeper and his cat.")
     wait_done(page)
-    cut = bot_texts(page)[-1]
-    assert "length limit" in cut
+    cut = wait_last_bot(page, "length limit")
     page.wait_for_selector("#continue-answer", state="visible", timeout=10_000)
     body = cut.split("Stopped at the length limit")[0].strip().splitlines()[-1]
 

@@ -187,6 +187,9 @@ class RemoteBackend(Backend):
         client, closed when the stream ends."""
         from huggingface_hub import AsyncInferenceClient
 
+        from .hub_stream import install
+
+        install()  # huggingface_hub's per-token chunk parse, without its overhead
         if self.route == "generate":
             client = AsyncInferenceClient(model=self.url, token=self._token,
                                           timeout=self.timeout)

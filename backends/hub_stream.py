@@ -4,9 +4,10 @@ huggingface_hub 2.x turns every `data:` line of a streamed chat completion into 
 `ChatCompletionStreamOutput` through its generic `BaseInferenceType.parse_obj`: type
 introspection per key, then `__post_init__` re-copies each nested object with
 `dataclasses.asdict` at every level. That costs ~240 µs per token on these machines (json
-itself: ~11 µs). A replica relaying 32 streams at 30 tokens/s spends about a fifth of its
-CPU there, and under that load every user's first token waits for it (bench_scale.py:
-p50 first token at 32 users 579 → 274 ms with the parse below, CPU per 1,000 tokens −22%).
+itself: ~11 µs; the parse below ~45 µs). A replica relaying 32 streams at 30 tokens/s spent
+about a fifth of its CPU there, and under that load every user's first token waits for it
+(bench_scale.py, one replica at 32 users, A/B on one host: CPU per 1,000 tokens −7 to −14%,
+p50 first token 428/610 → 266/508 ms).
 
 `fast_chunk` builds the very same objects for the shape nearly every server sends per
 token (a `choices` list of `delta`s with text, plain values elsewhere): the same classes,

@@ -46,6 +46,9 @@ class Sidebar:
         self.h = h
         self.history = h.history
         self.store = h.history.store
+        # Browser sessions whose input shows Stop for an answer they follow (an ordered set,
+        # capped: a tab closed while following never says so).
+        self._following: dict[str, None] = {}
 
     # -- the address bar -------------------------------------------------------------------
     def open_from_url(self, query: str | None, token: str,
@@ -86,7 +89,7 @@ class Sidebar:
         if self.h.streaming_here(request):
             return gr.Timer(active=False), gr.skip()         # this page writes it: its own
         following = self._writing_elsewhere(token, session, request, profile)
-        return gr.Timer(active=following), input_box(following)
+        return gr.Timer(active=following), self._input(request, following)
 
     def refresh_writing(self, token: str, session: dict | None, request: gr.Request,
                         profile: gr.OAuthProfile | None = None):
@@ -100,15 +103,32 @@ class Sidebar:
         if self.h.streaming_here(request):
             return gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
         if not conv_id:
-            return gr.skip(), gr.skip(), gr.Timer(active=False), input_box(False)
+            return gr.skip(), gr.skip(), gr.Timer(active=False), self._input(request, False)
         try:  # the last tick shows the answer as it ended
             user_id = self.h.user(token, profile)
             messages, ids, votes = self.history.load(user_id, conv_id)
             writing = self.history.writing(user_id, conv_id)
         except (gr.Error, NotFound):
-            return gr.skip(), gr.skip(), gr.Timer(active=False), input_box(False)
+            return gr.skip(), gr.skip(), gr.Timer(active=False), self._input(request, False)
         return (gr.Chatbot(messages, feedback_value=votes), {"conv": conv_id, "ids": ids},
-                gr.Timer(active=writing), input_box(writing))
+                gr.Timer(active=writing), self._input(request, writing))
+
+    def _input(self, request: gr.Request | None, following: bool):
+        """The input's update: Stop while following, back to Send when following ends, and
+        otherwise nothing. The page's own send events set its Send/Stop; an update from here
+        racing them (a page load's `watch` still running when a fast user sends) would turn
+        Stop back into Send under the user's own answer."""
+        key = getattr(request, "session_hash", None) or ""
+        if following:
+            self._following.pop(key, None)
+            self._following[key] = None
+            while len(self._following) > 10_000:
+                del self._following[next(iter(self._following))]
+            return input_box(True)
+        if key in self._following:
+            del self._following[key]
+            return input_box(False)
+        return gr.skip()
 
     def _writing_elsewhere(self, token, session, request, profile) -> bool:
         conv_id = (session or {}).get("conv")

@@ -110,6 +110,56 @@ async def test_an_answer_whose_tab_is_gone_can_still_be_stopped_from_its_convers
     store.close()
 
 
+async def test_only_a_page_that_follows_an_answer_gets_its_input_changed(wire_server, tmp_path):
+    """`Sidebar.watch` runs after every page load. It used to send the input back to Send
+    whenever the page was not following an answer, and when a fast user had already sent a
+    message, that update landed under their own answer: Stop turned into Send mid-answer (and
+    Chromium tests waiting for Stop timed out). Now the input is touched only to show Stop
+    while following and to take it back when following ends."""
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from backends.base import GenerationParams
+    from backends.remote import RemoteBackend
+    from chatui.chat import ChatService
+    from chatui.config import Settings
+    from chatui.handlers import Handlers
+    from chatui.history import History
+    from chatui.sidebar import Sidebar
+    from chatui.store import Store
+
+    wire_server.config.tokens, wire_server.config.delay = 60, 0.02
+    url = wire_server.url
+    settings = Settings.model_validate({"models": [
+        {"name": "wire", "type": "openai", "endpoint_url": url + "/v1",
+         "context_length": 4096}]})
+    backend = RemoteBackend("wire", url + "/v1", context_length=4096,
+                            defaults=GenerationParams(max_new_tokens=1000))
+    store = Store(tmp_path / "chat.db")
+    h = Handlers(ChatService(settings, {"wire": backend}), History(store))
+    sb = Sidebar(h)
+    token = secrets.token_urlsafe(32)
+    page = SimpleNamespace(session_hash="page-1")
+    skip = gr.skip()
+
+    timer, box = sb.watch(token, None, page)             # a fresh page: nothing to follow
+    assert box == skip and not timer.active
+
+    outputs = h.chat("Hello", "", "wire", "", 0.7, 0.9, 1000, False, token, None, request=None)
+    first = await outputs.__anext__()
+    await outputs.aclose()                                # its tab is gone; the answer goes on
+    session = {"conv": first[2]["conversation_id"]}
+    timer, box = sb.watch(token, session, page)          # this page opens it: follows it
+    assert timer.active and box.stop_btn and not box.submit_btn
+    await asyncio.wait_for(h.settle(), 10)
+    *_, timer, box = sb.refresh_writing(token, session, page)   # it ended: back to Send
+    assert not timer.active and box.submit_btn and not box.stop_btn
+    assert sb.watch(token, session, page)[1] == skip     # the page's own sends own it now
+    assert sb.watch(token, None, SimpleNamespace(session_hash="page-2"))[1] == skip
+    store.close()
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("outlive")

@@ -42,12 +42,17 @@ def open_page(browser, url, **context_args):
 
 
 def ask(page, text):
-    before = page.locator('#chatbot button[aria-label="Like"]').count()
+    """Send `text` and wait for its answer to end. The question's own bubble comes first
+    (the chat on screen may still be the one a click is leaving); Send is back only once
+    the answer is done."""
     page.fill("#input textarea", text)
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "n => document.querySelectorAll('#chatbot button[aria-label=\"Like\"]').length > n"
-        " && document.querySelector('#input .submit-button')", arg=before, timeout=60_000)
+        "t => { const u = [...document.querySelectorAll('[data-testid=\"user\"]')].pop();"
+        " return u && u.innerText.includes(t)"
+        " && document.querySelector('#input .submit-button')"
+        " && document.querySelector('#chatbot button[aria-label=\"Like\"]'); }",
+        arg=text, timeout=60_000)
 
 
 def visible_buttons(page) -> set[str]:
@@ -218,4 +223,22 @@ def test_enter_on_a_focused_chat_opens_it(app, browser):
     page.keyboard.press("Enter")
     page.wait_for_function("() => document.querySelector('[data-testid=\"user\"]')?.innerText"
                            ".includes('Open me by keyboard')", timeout=15_000)
+    page.context.close()
+
+
+def test_new_chat_keeps_what_is_being_typed(app, browser):
+    """New chat used to empty the input when its update arrived, so whatever the user had
+    started typing (or typed right after the click) was lost, and a fast Enter sent nothing."""
+    page = open_page(browser, app)
+    ask(page, "A chat to leave")
+    page.fill("#input textarea", "A draft of my next question")
+    page.click("#new-chat")
+    page.wait_for_function(
+        "() => !document.querySelector('#chatbot [data-testid=\"bot\"]')", timeout=15_000)
+    page.wait_for_timeout(1_000)
+    assert page.input_value("#input textarea") == "A draft of my next question"
+    page.press("#input textarea", "Enter")  # and it is sent as it is
+    page.wait_for_function(
+        "() => document.querySelector('#chatbot [data-testid=\"user\"]')?.innerText"
+        ".includes('A draft of my next question')", timeout=30_000)
     page.context.close()

@@ -73,10 +73,8 @@ async def test_the_relay_raises_what_the_source_raised():
     assert got == [1]
 
 
-async def test_an_answer_whose_tab_is_gone_can_still_be_stopped_from_its_conversation(
-        wire_server, tmp_path):
-    """A page that follows the answer after a reload has no event of its own: it stops the
-    answer by its conversation (`Handlers.stop_conversation`), which only its user can."""
+def handlers_over(url: str, tmp_path):
+    """The app's Handlers on a SQLite store, with one model: the wire server at `url`."""
     from backends.base import GenerationParams
     from backends.remote import RemoteBackend
     from chatui.chat import ChatService
@@ -85,15 +83,21 @@ async def test_an_answer_whose_tab_is_gone_can_still_be_stopped_from_its_convers
     from chatui.history import History
     from chatui.store import Store
 
-    wire_server.config.tokens, wire_server.config.delay = 400, 0.02
-    url = wire_server.url
     settings = Settings.model_validate({"models": [
         {"name": "wire", "type": "openai", "endpoint_url": url + "/v1",
          "context_length": 4096}]})
     backend = RemoteBackend("wire", url + "/v1", context_length=4096,
                             defaults=GenerationParams(max_new_tokens=1000))
     store = Store(tmp_path / "chat.db")
-    h = Handlers(ChatService(settings, {"wire": backend}), History(store))
+    return Handlers(ChatService(settings, {"wire": backend}), History(store)), store
+
+
+async def test_an_answer_whose_tab_is_gone_can_still_be_stopped_from_its_conversation(
+        wire_server, tmp_path):
+    """A page that follows the answer after a reload has no event of its own: it stops the
+    answer by its conversation (`Handlers.stop_conversation`), which only its user can."""
+    wire_server.config.tokens, wire_server.config.delay = 400, 0.02
+    h, store = handlers_over(wire_server.url, tmp_path)
     token, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     outputs = h.chat("Hello", "", "wire", "", 0.7, 0.9, 1000, False, token, None, request=None)
     first = await outputs.__anext__()
@@ -120,24 +124,10 @@ async def test_only_a_page_that_follows_an_answer_gets_its_input_changed(wire_se
 
     import gradio as gr
 
-    from backends.base import GenerationParams
-    from backends.remote import RemoteBackend
-    from chatui.chat import ChatService
-    from chatui.config import Settings
-    from chatui.handlers import Handlers
-    from chatui.history import History
     from chatui.sidebar import Sidebar
-    from chatui.store import Store
 
     wire_server.config.tokens, wire_server.config.delay = 60, 0.02
-    url = wire_server.url
-    settings = Settings.model_validate({"models": [
-        {"name": "wire", "type": "openai", "endpoint_url": url + "/v1",
-         "context_length": 4096}]})
-    backend = RemoteBackend("wire", url + "/v1", context_length=4096,
-                            defaults=GenerationParams(max_new_tokens=1000))
-    store = Store(tmp_path / "chat.db")
-    h = Handlers(ChatService(settings, {"wire": backend}), History(store))
+    h, store = handlers_over(wire_server.url, tmp_path)
     sb = Sidebar(h)
     token = secrets.token_urlsafe(32)
     page = SimpleNamespace(session_hash="page-1")

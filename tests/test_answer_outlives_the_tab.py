@@ -13,6 +13,7 @@ Real parts: `python app.py`, SQLite, Chromium and gradio_client, over the OpenAI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 import time
@@ -183,26 +184,36 @@ def stored_when_done(db: str, conv_id: str, timeout: float = 60.0) -> dict:
 
 
 
-def reload_mid_answer(context, url: str, text: str):
-    """A page that asked `text` and was reloaded while the answer streamed (Gradio cancels
-    the event there)."""
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#input textarea", timeout=30_000)
-    page.fill("#input textarea", text)
-    page.keyboard.press("Enter")
-    page.wait_for_function(f"() => ({LAST_BOT})().split('word').length > 10", timeout=30_000)
-    page.reload()
-    return page
+@contextlib.contextmanager
+def reloaded_mid_answer(browser, url: str, text: str):
+    """A page of a fresh browser context that asked `text` and was reloaded while the answer
+    streamed (Gradio cancels the event there); the context is closed afterwards."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#input textarea", timeout=30_000)
+        page.fill("#input textarea", text)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => ({LAST_BOT})().split('word').length > 10",
+                               timeout=30_000)
+        page.reload()
+        yield page
+    finally:
+        context.close()
+
+
+def conversation_in_address(page) -> str:
+    conv_id = page.evaluate("() => new URLSearchParams(location.search).get('c')")
+    assert conv_id, "the address names no conversation"
+    return conv_id
 
 
 @pytest.mark.slow
 @pytest.mark.browser
 def test_a_reload_mid_answer_shows_it_continue_and_end_complete(app, browser):
     url, db = app
-    context = browser.new_context()
-    try:
-        page = reload_mid_answer(context, url, "Tell me a long story.")
+    with reloaded_mid_answer(browser, url, "Tell me a long story.") as page:
         page.wait_for_selector("#input textarea", timeout=30_000)
         page.wait_for_function(f"() => ({LAST_BOT})().includes('word')", timeout=30_000)
         after_reload = page.evaluate(LAST_BOT).count("word")
@@ -214,14 +225,10 @@ def test_a_reload_mid_answer_shows_it_continue_and_end_complete(app, browser):
             f"() => ({LAST_BOT})().split('word').length - 1 === {TOKENS}"
             f" && !({LAST_BOT})().includes('Still being written')", timeout=30_000)
         assert "Stopped" not in page.evaluate(LAST_BOT)
-        conv_id = page.evaluate("() => new URLSearchParams(location.search).get('c')")
-        assert conv_id, "the address names no conversation"
-        stored = stored_when_done(db, conv_id)
+        stored = stored_when_done(db, conversation_in_address(page))
         assert stored["finish_reason"] in ("stop", "length"), stored["finish_reason"]
         assert stored["content"].count("word") == TOKENS
         assert STOPPED_MARK not in stored["content"]
-    finally:
-        context.close()
 
 
 @pytest.mark.slow
@@ -250,19 +257,15 @@ def test_a_cancelled_api_job_still_gets_its_answer_stored_complete(app):
     assert stored["content"].count("word") == TOKENS
 
 
-
 @pytest.mark.slow
 @pytest.mark.browser
 def test_a_reloaded_page_can_stop_the_answer_it_follows(app, browser):
     url, db = app
-    context = browser.new_context()
-    try:
-        page = reload_mid_answer(context, url, "A story to stop after a reload.")
+    with reloaded_mid_answer(browser, url, "A story to stop after a reload.") as page:
         page.wait_for_selector("#input .stop-button", timeout=30_000)   # following: Stop
         page.click("#input .stop-button")
         page.wait_for_selector("#input .submit-button", timeout=30_000)  # and back to Send
-        conv_id = page.evaluate("() => new URLSearchParams(location.search).get('c')")
-        stored = stored_when_done(db, conv_id)
+        stored = stored_when_done(db, conversation_in_address(page))
         assert stored["finish_reason"] == "stopped", stored["finish_reason"]
         assert 0 < stored["content"].count("word") < TOKENS
         page.wait_for_function(f"() => ({LAST_BOT})().includes('Stopped')", timeout=15_000)
@@ -272,5 +275,3 @@ def test_a_reloaded_page_can_stop_the_answer_it_follows(app, browser):
         page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"user\"]')]"
                                ".some(u => u.innerText.includes('something else'))",
                                timeout=15_000)
-    finally:
-        context.close()

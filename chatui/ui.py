@@ -260,9 +260,7 @@ def build_ui(service: ChatService, history: History) -> gr.Blocks:
             # The input goes back to sending: an answer left behind (a new chat mid-answer,
             # or one this page was following) goes on being written in its own chat. What is
             # typed stays: a user who clicks New chat and types at once must not lose it.
-            return ([], gr.MultimodalTextbox(submit_btn=True, stop_btn=False,
-                                             interactive=True),
-                    new_session(), gr.Radio(value=None), gr.update(visible=False),
+            return ([], idle(), new_session(), gr.Radio(value=None), gr.update(visible=False),
                     gr.update(visible=False), gr.update(visible=False))
 
         fresh = [chatbot, textbox, session, conversations, answer_nav, question_nav,
